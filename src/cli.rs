@@ -1,0 +1,443 @@
+//! Command line: parses arguments and runs one mode. The binary's `main` is only this.
+
+use crate::config::{self, Config};
+use crate::engine::{Engine, EngineOptions};
+use crate::eval;
+use crate::incident::Incident;
+use crate::record::{Interner, Record};
+use crate::safe_text::SafeText;
+use crate::sim::{self, SimConfig};
+use crate::source::{self, SourceMsg};
+use crate::store::{self, IncidentRow};
+use crate::ui::{self, app::App};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stormwatch",
+    version,
+    about = "Terminal incident console for AWS: live logs, anomaly scores, incidents and labels that teach it.",
+    long_about = "Terminal incident console for AWS. With no command it opens the console; with no AWS \
+source configured (live sources are not in this build yet) that is the embedded demo incident, which \
+needs no AWS account.\n\nFiles: config in the platform config dir (see `stormwatch config path`), store \
+and log file in the data dir (STORMWATCH_DATA_DIR overrides it)."
+)]
+pub struct Cli {
+    /// Config file (default: the platform config dir's stormwatch/config.toml; env STORMWATCH_CONFIG)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The simulated account: EC2, Lambda, S3, VPC and CloudTrail logs with injected incidents
+    Demo(DemoArgs),
+    /// Console (or --headless) over files written by `demo --write` or exported CloudWatch events
+    Replay(ReplayArgs),
+    /// Measure detection against ground truth
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Show where configuration lives, or print the default configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, clap::Args, Default)]
+pub struct DemoArgs {
+    /// Scenario seed: changes timing, entities, sizes and incident order (default from config)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Simulated seconds per wall-clock second once live (default from config)
+    #[arg(long)]
+    pub speed: Option<f64>,
+    /// Hours of quiet baseline before the first incident (default from config)
+    #[arg(long)]
+    pub baseline_hours: Option<f64>,
+    /// Write the scenario's lines (events.jsonl) and ground truth (truth.json) to DIR and exit
+    #[arg(long, value_name = "DIR")]
+    pub write: Option<PathBuf>,
+    /// Run the engine over the whole scenario without a console and print the incidents
+    #[arg(long)]
+    pub headless: bool,
+    /// With --headless or --write: print one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Files to replay: JSON lines of CloudWatch events (as `demo --write` makes) or raw log lines
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Play at this many source-seconds per second instead of loading everything at once
+    #[arg(long)]
+    pub speed: Option<f64>,
+    /// No console: run the engine and print the incidents
+    #[arg(long)]
+    pub headless: bool,
+    /// With --headless: print one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Run the engine over simulated scenarios and score it against their ground truth
+    Demo {
+        /// Number of scenarios (seeds first-seed, first-seed+1, ...)
+        #[arg(long, default_value_t = 20)]
+        seeds: u32,
+        #[arg(long, default_value_t = 1)]
+        first_seed: u64,
+        /// Hours of baseline per scenario
+        #[arg(long, default_value_t = 6.0)]
+        baseline_hours: f64,
+        /// Worker threads (default: available cores)
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print one JSON document on stdout (the human table goes to stderr)
+        #[arg(long)]
+        json: bool,
+        /// Also write the JSON document to this file (overwritten)
+        #[arg(long, value_name = "FILE")]
+        emit: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the config file and data dir in use
+    Path,
+    /// Print the default configuration (every key, documented)
+    Default,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        None => console_demo(&cfg, DemoArgs::default()),
+        Some(Command::Demo(args)) => {
+            if let Some(dir) = &args.write {
+                write_demo(&cfg, &args, dir)
+            } else if args.headless {
+                let (records, title) = demo_records(&cfg, &args);
+                headless(&cfg, records, &title, args.json)
+            } else {
+                console_demo(&cfg, args)
+            }
+        }
+        Some(Command::Replay(args)) => {
+            let records = source::read_files(&args.files)?;
+            let title = format!("replay · {} file(s)", args.files.len());
+            if args.headless {
+                headless(&cfg, records, &title, args.json)
+            } else {
+                console(
+                    &cfg,
+                    records,
+                    i64::MIN,
+                    args.speed,
+                    title,
+                    "replay complete".into(),
+                )
+            }
+        }
+        Some(Command::Eval(EvalCommand::Demo {
+            seeds,
+            first_seed,
+            baseline_hours,
+            threads,
+            json,
+            emit,
+        })) => {
+            let threads = threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let res = eval::demo(
+                first_seed,
+                seeds,
+                baseline_hours,
+                cfg.engine.threshold,
+                threads,
+            );
+            let doc = serde_json::to_string_pretty(&res)?;
+            if let Some(path) = emit {
+                std::fs::write(&path, &doc).with_context(|| {
+                    format!(
+                        "cannot write {}; check the directory exists",
+                        path.display()
+                    )
+                })?;
+            }
+            if json {
+                eprint!("{}", res.render());
+                println!("{doc}");
+            } else {
+                print!("{}", res.render());
+            }
+            Ok(())
+        }
+        Some(Command::Config(ConfigCommand::Path)) => {
+            let file = cli
+                .config
+                .or_else(|| std::env::var_os("STORMWATCH_CONFIG").map(PathBuf::from))
+                .or_else(config::default_config_path);
+            println!(
+                "config: {}",
+                file.map_or("(none: built-in defaults)".into(), |p| p
+                    .display()
+                    .to_string())
+            );
+            println!("data:   {}", cfg.data_dir()?.display());
+            Ok(())
+        }
+        Some(Command::Config(ConfigCommand::Default)) => {
+            print!("{}", config::DEFAULT_TOML);
+            Ok(())
+        }
+    }
+}
+
+fn sim_config(cfg: &Config, args: &DemoArgs) -> SimConfig {
+    SimConfig {
+        seed: args.seed.unwrap_or(cfg.demo.seed),
+        baseline_hours: args
+            .baseline_hours
+            .unwrap_or(cfg.demo.baseline_hours)
+            .max(0.5),
+        ..SimConfig::default()
+    }
+}
+
+fn demo_records(cfg: &Config, args: &DemoArgs) -> (Vec<Record>, String) {
+    let sc = sim_config(cfg, args);
+    let scenario = sim::generate(&sc);
+    let mut names = Interner::default();
+    let records = scenario
+        .events
+        .iter()
+        .map(|e| source::sim_to_record(e, &mut names))
+        .collect();
+    (records, format!("demo · seed {}", sc.seed))
+}
+
+fn write_demo(cfg: &Config, args: &DemoArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    let sc = sim_config(cfg, args);
+    let scenario = sim::generate(&sc);
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create {}; check permissions", dir.display()))?;
+    source::write_events(&dir.join("events.jsonl"), &scenario.events)?;
+    let truth = serde_json::to_string_pretty(&scenario.truth)?;
+    std::fs::write(dir.join("truth.json"), truth)
+        .with_context(|| format!("cannot write truth.json in {}", dir.display()))?;
+    let summary = serde_json::json!({
+        "seed": sc.seed,
+        "events": scenario.events.len(),
+        "incidents": scenario.truth.incidents.len(),
+        "distractors": scenario.truth.distractors.len(),
+        "files": [dir.join("events.jsonl"), dir.join("truth.json")],
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "wrote {} events and the ground truth of seed {} to {}",
+            scenario.events.len(),
+            sc.seed,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs the engine over every record and prints the incidents; touches no store.
+fn headless(cfg: &Config, records: Vec<Record>, title: &str, json: bool) -> anyhow::Result<()> {
+    let _log = init_log(cfg)?;
+    let mut engine = Engine::new(EngineOptions {
+        threshold: cfg.engine.threshold,
+        tail_lines: 0,
+    });
+    let end = records.last().map(|r| r.arrival_ms);
+    for r in records {
+        engine.ingest(r);
+    }
+    if let Some(end) = end {
+        engine.advance(end);
+    }
+    let report = headless_report(&engine, title);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{title}: {} lines, {} rejected, {} incidents",
+            engine.lines(),
+            engine.rejected(),
+            engine.incidents().len()
+        );
+        for i in engine.incidents() {
+            println!(
+                "#{:<3} opened {}  {:<8} {}",
+                i.id,
+                crate::timefmt::iso(i.opened_ms),
+                format!("{:?}", i.severity).to_uppercase(),
+                i.title()
+            );
+            for a in i
+                .anomalies
+                .iter()
+                .filter_map(|id| engine.anomalies().get(*id as usize))
+            {
+                println!("       {:.2} {}", a.peak_score, a.explain());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn headless_report(engine: &Engine, title: &str) -> serde_json::Value {
+    let incidents: Vec<serde_json::Value> = engine
+        .incidents()
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "id": i.id,
+                "kind": i.kind,
+                "title": i.title(),
+                "main_entity": i.main_entity,
+                "severity": i.severity,
+                "peak_score": i.peak_score,
+                "opened_ms": i.opened_ms,
+                "first_event_ms": i.first_event_ms,
+                "last_event_ms": i.last_event_ms,
+                "entities": i.keys,
+                "signals": i.anomalies.iter().filter_map(|id| engine.anomalies().get(*id as usize)).map(|a| serde_json::json!({
+                    "signal": a.signal, "entity": a.entity, "score": a.peak_score,
+                    "observed": a.observed, "expected": a.expected, "why": a.explain(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "source": title,
+        "lines": engine.lines(),
+        "rejected": engine.rejected(),
+        "sources": engine.sources().collect::<Vec<_>>(),
+        "incidents": incidents,
+    })
+}
+
+fn console_demo(cfg: &Config, args: DemoArgs) -> anyhow::Result<()> {
+    let sc = sim_config(cfg, &args);
+    let scenario = sim::generate(&sc);
+    // Skip the quiet part: what came before shortly ahead of the first incident loads instantly
+    // as recent history, the way `--since` loads the past of a live group. The engine itself never
+    // sees the ground truth.
+    let live_from = scenario
+        .truth
+        .incidents
+        .iter()
+        .map(|i| i.onset_ms)
+        .min()
+        .map_or(scenario.truth.baseline_end_ms, |t| t - 2 * 60_000);
+    let mut names = Interner::default();
+    let records: Vec<Record> = scenario
+        .events
+        .iter()
+        .map(|e| source::sim_to_record(e, &mut names))
+        .collect();
+    let speed = args.speed.unwrap_or(cfg.demo.speed);
+    let done = format!(
+        "demo complete: {} incidents were injected",
+        scenario.truth.incidents.len()
+    );
+    console(
+        cfg,
+        records,
+        live_from,
+        Some(speed),
+        format!("demo · seed {}", sc.seed),
+        done,
+    )
+}
+
+fn console(
+    cfg: &Config,
+    records: Vec<Record>,
+    live_from: i64,
+    speed: Option<f64>,
+    title: String,
+    done: String,
+) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() {
+        bail!(
+            "the console needs a terminal; run `stormwatch demo --headless` or `stormwatch replay --headless FILE` for text output"
+        );
+    }
+    let data_dir = cfg.data_dir()?;
+    let _log = init_log(cfg)?;
+    let (store, writer) = store::open(&data_dir)?;
+    let started = ui::now_ms();
+    let session = format!("{started:x}-{}", std::process::id());
+    store.start_session(&session, started, "console", &title);
+    tracing::info!(%session, %title, store = %store.path().display(), "console starting");
+    let engine = Engine::new(EngineOptions {
+        threshold: cfg.engine.threshold,
+        tail_lines: cfg.ui.tail_lines.max(100),
+    });
+    let mut app = App::new(engine, title, session.clone());
+    app.speed = speed;
+    app.color = cfg.ui.color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (app, result) = rt.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel::<SourceMsg>(64);
+        tokio::spawn(source::play(records, live_from, speed, tx, done));
+        let persist = |app: &App, id: u64| {
+            if let Some(i) = app.engine.incident(id) {
+                store.save_incident(incident_row(&app.session, i));
+            }
+        };
+        ui::run(app, rx, Some(store.clone()), persist).await
+    });
+    // The final state of every incident, so labels given earlier point at what it became.
+    for i in app.engine.incidents() {
+        store.save_incident(incident_row(&app.session, i));
+    }
+    drop(store);
+    writer.join();
+    rt.shutdown_background();
+    result
+}
+
+fn init_log(cfg: &Config) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = cfg.data_dir()?;
+    crate::logging::init(&dir).with_context(|| {
+        format!(
+            "cannot write the log file in {}; set STORMWATCH_DATA_DIR to a writable directory",
+            dir.display()
+        )
+    })
+}
+
+pub fn incident_row(session: &str, i: &Incident) -> IncidentRow {
+    IncidentRow {
+        session: session.to_string(),
+        incident: i.id,
+        kind: serde_json::to_value(i.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        main_entity: SafeText::new(&i.main_entity),
+        severity: format!("{:?}", i.severity).to_lowercase(),
+        opened_ms: i.opened_ms,
+        first_event_ms: i.first_event_ms,
+        last_event_ms: i.last_event_ms,
+    }
+}

@@ -1,0 +1,151 @@
+//! Configuration: TOML in the platform config dir, `--config FILE` or `STORMWATCH_CONFIG`, with
+//! environment overrides for the paths tests and scripts need.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The default configuration, also the documentation of every key.
+pub const DEFAULT_TOML: &str = include_str!("../assets/default-config.toml");
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error(
+        "cannot read config {path}: {source}. Check the path given with --config or STORMWATCH_CONFIG."
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path} is not valid: {source}. Compare it with `stormwatch config default`.")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error(
+        "no home directory to put the data dir in; set STORMWATCH_DATA_DIR or data_dir in the config"
+    )]
+    NoDataDir,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: String,
+    pub engine: EngineConfig,
+    pub demo: DemoConfig,
+    pub ui: UiConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    pub threshold: f64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    pub seed: u64,
+    pub speed: f64,
+    pub baseline_hours: f64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    pub tail_lines: usize,
+    pub color: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { threshold: 0.7 }
+    }
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            seed: 7,
+            speed: 30.0,
+            baseline_hours: 2.0,
+        }
+    }
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            tail_lines: 5000,
+            color: true,
+        }
+    }
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "stormwatch")
+}
+
+/// The config file used when neither `--config` nor `STORMWATCH_CONFIG` names one.
+pub fn default_config_path() -> Option<PathBuf> {
+    project_dirs().map(|d| d.config_dir().join("config.toml"))
+}
+
+impl Config {
+    /// Loads `explicit` (from `--config`), else `STORMWATCH_CONFIG`, else the default path if it
+    /// exists, else the built-in defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let from_env = std::env::var_os("STORMWATCH_CONFIG").map(PathBuf::from);
+        let path = match explicit.map(Path::to_path_buf).or(from_env) {
+            Some(p) => Some(p),
+            None => default_config_path().filter(|p| p.exists()),
+        };
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse {
+            path,
+            source: Box::new(source),
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// `STORMWATCH_DATA_DIR`, else `data_dir` from the config, else the platform data dir.
+    pub fn data_dir(&self) -> Result<PathBuf, ConfigError> {
+        if let Some(d) = std::env::var_os("STORMWATCH_DATA_DIR").filter(|d| !d.is_empty()) {
+            return Ok(PathBuf::from(d));
+        }
+        if !self.data_dir.is_empty() {
+            return Ok(PathBuf::from(&self.data_dir));
+        }
+        project_dirs()
+            .map(|d| d.data_dir().to_path_buf())
+            .ok_or(ConfigError::NoDataDir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_default_matches_built_in_default() {
+        assert_eq!(Config::parse(DEFAULT_TOML).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn partial_files_keep_defaults_and_typos_are_errors() {
+        let c = Config::parse("[demo]\nseed = 3\n").unwrap();
+        assert_eq!(c.demo.seed, 3);
+        assert_eq!(c.engine, EngineConfig::default());
+        assert!(Config::parse("[demo]\nsede = 3\n").is_err());
+    }
+}

@@ -1,0 +1,310 @@
+//! The engine: records in, scores, anomalies and incidents out. Synchronous and deterministic:
+//! the same records in the same order give the same results live, in replay and in evaluation.
+//!
+//! Per record: sanitised text → [`parse`](crate::parse) → [`template`](crate::template) →
+//! [`window`](crate::window) observations → [`detect`](crate::detect) scores → threshold crossings
+//! → [`incident`](crate::incident) tracker. It also keeps what the console shows: per-source
+//! counters, a bounded tail and a per-source score history.
+
+use crate::detect::Detector;
+use crate::incident::{Crossing, Hit, Incident, Tracker};
+use crate::parse::{self, Level};
+use crate::record::Record;
+use crate::safe_text::SafeText;
+use crate::template::{Miner, TemplateId};
+use crate::window::{Extractor, Observation, SignalClass};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// Minutes of score history kept per source for the chart.
+pub const CHART_MINUTES: usize = 120;
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub threshold: f64,
+    /// Lines kept for the tail pane; 0 keeps none (evaluation).
+    pub tail_lines: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            threshold: 0.7,
+            tail_lines: 5000,
+        }
+    }
+}
+
+/// Counters for one source (log group or file).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SourceStats {
+    pub name: String,
+    pub events: u64,
+    pub rejected: u64,
+    pub last_error: Option<String>,
+    pub newest_event_ms: i64,
+    /// Delivery delay of the latest event: arrival minus event time.
+    pub lag_ms: i64,
+    /// Events per second over the last minute of engine time.
+    pub rate: f64,
+    #[serde(skip)]
+    per_second: VecDeque<(i64, u32)>,
+    /// Highest score per engine-time minute, newest last.
+    #[serde(skip)]
+    pub scores: VecDeque<(i64, f64)>,
+}
+
+impl SourceStats {
+    fn count(&mut self, now_ms: i64) {
+        let sec = now_ms.div_euclid(1000);
+        match self.per_second.back_mut() {
+            Some((s, n)) if *s == sec => *n += 1,
+            _ => self.per_second.push_back((sec, 1)),
+        }
+        self.expire(now_ms);
+    }
+
+    fn expire(&mut self, now_ms: i64) {
+        let sec = now_ms.div_euclid(1000);
+        while self.per_second.front().is_some_and(|(s, _)| *s <= sec - 60) {
+            self.per_second.pop_front();
+        }
+        self.rate = self
+            .per_second
+            .iter()
+            .map(|(_, n)| u64::from(*n))
+            .sum::<u64>() as f64
+            / 60.0;
+    }
+
+    fn score(&mut self, now_ms: i64, score: f64) {
+        let minute = now_ms.div_euclid(60_000);
+        match self.scores.back_mut() {
+            Some((m, s)) if *m == minute => *s = s.max(score),
+            _ => {
+                // Fill quiet minutes with zero so the chart's x axis is time, not samples.
+                let last = self.scores.back().map(|(m, _)| *m);
+                if let Some(last) = last {
+                    let gap = (minute - last - 1).clamp(0, CHART_MINUTES as i64);
+                    for m in (minute - gap)..minute {
+                        self.scores.push_back((m, 0.0));
+                    }
+                }
+                self.scores.push_back((minute, score));
+            }
+        }
+        while self.scores.len() > CHART_MINUTES {
+            self.scores.pop_front();
+        }
+    }
+}
+
+/// A line as the tail pane shows it.
+#[derive(Debug, Clone)]
+pub struct TailLine {
+    pub arrival_ms: i64,
+    pub group: Arc<str>,
+    pub text: SafeText,
+    pub level: Level,
+    pub template: TemplateId,
+    /// Highest score an observation from this line reached.
+    pub score: f64,
+}
+
+/// What one record did, for callers that persist or print.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    /// Numbers of incidents this record opened.
+    pub new_incidents: Vec<u64>,
+    pub rejected: bool,
+}
+
+pub struct Engine {
+    opts: EngineOptions,
+    miner: Miner,
+    extractor: Extractor,
+    detector: Detector,
+    tracker: Tracker,
+    sources: BTreeMap<Arc<str>, SourceStats>,
+    tail: VecDeque<TailLine>,
+    clock_ms: i64,
+    lines: u64,
+    rejected: u64,
+    scratch: Vec<Observation>,
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine {
+            opts,
+            miner: Miner::new(),
+            extractor: Extractor::new(),
+            detector: Detector::new(),
+            tracker: Tracker::new(),
+            sources: BTreeMap::new(),
+            tail: VecDeque::new(),
+            clock_ms: i64::MIN,
+            lines: 0,
+            rejected: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn threshold(&self) -> f64 {
+        self.opts.threshold
+    }
+
+    /// Advances the engine clock (sources call it when time passes without events).
+    pub fn advance(&mut self, now_ms: i64) {
+        if now_ms > self.clock_ms {
+            let new_minute = self.clock_ms.div_euclid(60_000) != now_ms.div_euclid(60_000);
+            self.clock_ms = now_ms;
+            if new_minute {
+                self.tracker.tick(now_ms);
+                for s in self.sources.values_mut() {
+                    s.expire(now_ms);
+                    s.score(now_ms, 0.0);
+                }
+            }
+        }
+    }
+
+    pub fn ingest(&mut self, rec: Record) -> Ingested {
+        self.advance(rec.arrival_ms);
+        let now = self.clock_ms;
+        self.lines += 1;
+        let mut out = Ingested::default();
+        let src = self
+            .sources
+            .entry(rec.group.clone())
+            .or_insert_with(|| SourceStats {
+                name: rec.group.to_string(),
+                ..SourceStats::default()
+            });
+        src.events += 1;
+        src.newest_event_ms = src.newest_event_ms.max(rec.ts_ms);
+        src.lag_ms = (rec.arrival_ms - rec.ts_ms).max(0);
+        src.count(now);
+        let parsed = match parse::parse(&rec) {
+            Ok(p) => p,
+            Err(e) => {
+                self.rejected += 1;
+                src.rejected += 1;
+                let msg = SafeText::new(&e.to_string()).into_string();
+                if src.rejected <= 10 || src.rejected.is_power_of_two() {
+                    tracing::warn!(group = %rec.group, rejected = src.rejected, line = %rec.text, "rejected line: {msg}");
+                }
+                src.last_error = Some(msg);
+                out.rejected = true;
+                self.push_tail(&rec, Level::Warn, TemplateId::MAX, 0.0);
+                return out;
+            }
+        };
+        let body = rec.text.as_str().get(parsed.body_start..).unwrap_or("");
+        let template = self.miner.mine(body);
+        let mut obs = std::mem::take(&mut self.scratch);
+        obs.clear();
+        self.extractor.observe(&rec, &parsed, &mut obs);
+        let mut line_score: f64 = 0.0;
+        for o in &obs {
+            let s = self.detector.observe(o);
+            line_score = line_score.max(s.score);
+            if let Some(src) = self.sources.get_mut(&rec.group) {
+                src.score(now, s.score);
+            }
+            if s.score >= self.opts.threshold && o.signal.class() == SignalClass::Failure {
+                let Crossing {
+                    incident,
+                    new_incident,
+                    ..
+                } = self.tracker.hit(
+                    Hit {
+                        signal: o.signal,
+                        entity: &o.entity,
+                        links: &o.links,
+                        group: &rec.group,
+                        minute: o.minute,
+                        score: s.score,
+                        observed: s.observed,
+                        expected: s.expected,
+                        window_min: s.window_min,
+                        sample: &rec.text,
+                        template,
+                    },
+                    now,
+                );
+                if new_incident {
+                    if let Some(inc) = self.incident(incident) {
+                        tracing::info!(incident = inc.id, kind = inc.kind.label(), entity = %inc.main_entity, line = %rec.text, "incident opened");
+                    }
+                    out.new_incidents.push(incident);
+                }
+            }
+        }
+        self.scratch = obs;
+        self.push_tail(&rec, parsed.level, template, line_score);
+        out
+    }
+
+    fn push_tail(&mut self, rec: &Record, level: Level, template: TemplateId, score: f64) {
+        if self.opts.tail_lines == 0 {
+            return;
+        }
+        if self.tail.len() >= self.opts.tail_lines {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(TailLine {
+            arrival_ms: rec.arrival_ms,
+            group: rec.group.clone(),
+            text: rec.text.clone(),
+            level,
+            template,
+            score,
+        });
+    }
+
+    pub fn clock_ms(&self) -> i64 {
+        self.clock_ms
+    }
+
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    pub fn incidents(&self) -> &[Incident] {
+        &self.tracker.incidents
+    }
+
+    /// The incident numbered `id` (1-based, as the console shows it).
+    pub fn incident(&self, id: u64) -> Option<&Incident> {
+        self.tracker.incidents.get((id as usize).checked_sub(1)?)
+    }
+
+    pub fn anomalies(&self) -> &[crate::incident::Anomaly] {
+        &self.tracker.anomalies
+    }
+
+    pub fn sources(&self) -> impl Iterator<Item = &SourceStats> {
+        self.sources.values()
+    }
+
+    pub fn tail(&self) -> &VecDeque<TailLine> {
+        &self.tail
+    }
+
+    pub fn template_text(&self, id: TemplateId) -> String {
+        self.miner.template(id)
+    }
+
+    pub fn template_count(&self) -> usize {
+        self.miner.len()
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.detector.series_count()
+    }
+}

@@ -1,0 +1,58 @@
+//! # stormwatch
+//!
+//! A terminal incident console for AWS. Records flow one way, from sources through a synchronous,
+//! deterministic engine to the console and the store:
+//!
+//! ```text
+//! source ─► Record ─► parse ─► template ─► window ─► detect ─► incident ─► console (ui)
+//! (async)   (SafeText)                                                      │  labels
+//!                                                           store (SQLite) ◄┘
+//! ```
+//!
+//! ## Module map
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`safe_text`] | makes untrusted text inert: escapes, bidi controls, NUL, invalid UTF-8, length cap |
+//! | [`record`] | the [`record::Record`] every source produces (arrival time, event time, group, stream, text) |
+//! | [`source`] | paces records into the console (history at once, then live at a speed); reads and writes replay files |
+//! | [`sim`] | the demo's simulated AWS account: real-format EC2, Lambda, S3, VPC and CloudTrail lines, injected incidents, distractors, ground truth |
+//! | [`parse`] | message → format, level, entity and typed fields (sshd, health, Lambda, S3 access, VPC flow, CloudTrail) |
+//! | [`template`] | streaming template miner (Drain family) |
+//! | [`window`] | parsed events → per-entity signal observations by event-time minute, failure vs volume signals |
+//! | [`detect`] | scores each observation 0..1 against the series' own or its population's baseline, with an explanation |
+//! | [`incident`] | threshold crossings → anomalies → incidents linked by entity, instance, IP, user or access key |
+//! | [`engine`] | wires the stages; keeps per-source counters, the tail and score history for the console |
+//! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels; versioned migrations |
+//! | [`ui`] | the console: ratatui view, key handling, label flow |
+//! | [`eval`] | `eval demo`: the engine against the simulator's ground truth |
+//! | [`config`] | TOML config and the paths it controls |
+//! | [`logging`] | the file log (stdout belongs to the console) |
+//! | [`owner_only`] | creates the store's and the log's files and directory readable by their owner only |
+//! | [`timefmt`] | UTC time formatting |
+//! | [`cli`] | command-line modes |
+//!
+//! ## Determinism
+//!
+//! The engine reads no clock and draws no random numbers: its time is the arrival time of the
+//! records it is fed, so live, replay and evaluation runs over the same records give the same
+//! scores. The simulator's randomness comes from one seed (`demo.seed` in the config, `--seed`).
+
+pub mod cli;
+pub mod config;
+pub mod detect;
+pub mod engine;
+pub mod eval;
+pub mod incident;
+pub mod logging;
+pub mod owner_only;
+pub mod parse;
+pub mod record;
+pub mod safe_text;
+pub mod sim;
+pub mod source;
+pub mod store;
+pub mod template;
+pub mod timefmt;
+pub mod ui;
+pub mod window;

@@ -1,0 +1,235 @@
+//! Sources: where records come from, at what pace. Async, at the edge; each source feeds the
+//! console over a bounded channel, so a slow console applies back-pressure instead of queueing
+//! without limit.
+
+use crate::record::{Interner, Record};
+use crate::safe_text::SafeText;
+use crate::sim::SimEvent;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+/// Records per message: large enough that a fast replay costs few channel hops, small enough that
+/// the console draws between batches.
+const BATCH: usize = 2_000;
+/// How often a paced source wakes up to deliver what is due.
+const PACE_TICK: Duration = Duration::from_millis(50);
+
+pub enum SourceMsg {
+    Batch(Vec<Record>),
+    /// Time passed with no events (keeps the clock, rates and incident closing moving).
+    Clock(i64),
+    /// The source has nothing more to send; the text says why, for the status line.
+    Done(String),
+}
+
+/// An exported log event, with the field names CloudWatch Logs uses (FilterLogEvents, `aws logs`),
+/// so exported logs from elsewhere replay too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedEvent {
+    pub timestamp: i64,
+    #[serde(default)]
+    pub ingestion_time: Option<i64>,
+    #[serde(default)]
+    pub log_group_name: Option<String>,
+    #[serde(default)]
+    pub log_stream_name: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Error)]
+pub enum SourceError {
+    #[error("cannot read {path}: {source}. Check the path and permissions.")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}. Check that the directory is writable.")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub fn sim_to_record(ev: &SimEvent, names: &mut Interner) -> Record {
+    Record {
+        arrival_ms: ev.arrival_ms,
+        ts_ms: ev.ts_ms,
+        group: names.get(&ev.group),
+        stream: names.get(&ev.stream),
+        text: SafeText::new(&ev.message),
+    }
+}
+
+/// Writes events as JSON lines (one [`ExportedEvent`] per line), the format `replay` reads.
+pub fn write_events(path: &Path, events: &[SimEvent]) -> Result<(), SourceError> {
+    let werr = |source| SourceError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::create(path).map_err(werr)?;
+    let mut out = std::io::BufWriter::new(file);
+    for ev in events {
+        let e = ExportedEvent {
+            timestamp: ev.ts_ms,
+            ingestion_time: Some(ev.arrival_ms),
+            log_group_name: Some(ev.group.clone()),
+            log_stream_name: Some(ev.stream.clone()),
+            message: ev.message.clone(),
+        };
+        serde_json::to_writer(&mut out, &e).map_err(|e| werr(e.into()))?;
+        out.write_all(b"\n").map_err(werr)?;
+    }
+    out.flush().map_err(werr)
+}
+
+/// Reads replay files: JSON-lines exports are taken field by field; any other line is a raw log
+/// line of the file's own group, timed like the line before it. Records from all files are merged
+/// by arrival time (stable, so equal times keep file order).
+pub fn read_files(paths: &[PathBuf]) -> Result<Vec<Record>, SourceError> {
+    let mut names = Interner::default();
+    let mut out = Vec::new();
+    for path in paths {
+        let rerr = |source| SourceError::Read {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(rerr)?;
+        let file_group = names.get(&path.file_name().unwrap_or_default().to_string_lossy());
+        let stream = names.get("-");
+        let mut last_ts = 0;
+        let mut reader = BufReader::new(file);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf).map_err(rerr)? == 0 {
+                break;
+            }
+            while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                buf.pop();
+            }
+            if buf.is_empty() {
+                continue;
+            }
+            let rec = match serde_json::from_slice::<ExportedEvent>(&buf) {
+                Ok(e) => {
+                    last_ts = e.ingestion_time.unwrap_or(e.timestamp);
+                    Record {
+                        arrival_ms: last_ts,
+                        ts_ms: e.timestamp,
+                        group: e
+                            .log_group_name
+                            .as_deref()
+                            .map_or_else(|| file_group.clone(), |g| names.get(g)),
+                        stream: e
+                            .log_stream_name
+                            .as_deref()
+                            .map_or_else(|| stream.clone(), |s| names.get(s)),
+                        text: SafeText::new(&e.message),
+                    }
+                }
+                Err(_) => Record {
+                    arrival_ms: last_ts,
+                    ts_ms: last_ts,
+                    group: file_group.clone(),
+                    stream: stream.clone(),
+                    text: SafeText::from_bytes(&buf),
+                },
+            };
+            out.push(rec);
+        }
+    }
+    out.sort_by_key(|r| r.arrival_ms);
+    Ok(out)
+}
+
+/// Plays `records` into `tx`: everything that arrived before `live_from_ms` at once (history the
+/// console loads), the rest paced at `speed` source-seconds per wall-second (`None`: all at once).
+pub async fn play(
+    records: Vec<Record>,
+    live_from_ms: i64,
+    speed: Option<f64>,
+    tx: mpsc::Sender<SourceMsg>,
+    done_text: String,
+) {
+    let mut it = records.into_iter().peekable();
+    let mut batch = Vec::with_capacity(BATCH);
+    // History first, as fast as the console takes it.
+    while let Some(r) = it.next_if(|r| speed.is_none() || r.arrival_ms < live_from_ms) {
+        batch.push(r);
+        if batch.len() >= BATCH
+            && tx
+                .send(SourceMsg::Batch(std::mem::take(&mut batch)))
+                .await
+                .is_err()
+        {
+            return;
+        }
+    }
+    if !batch.is_empty()
+        && tx
+            .send(SourceMsg::Batch(std::mem::take(&mut batch)))
+            .await
+            .is_err()
+    {
+        return;
+    }
+    if let Some(speed) = speed.filter(|s| *s > 0.0) {
+        let start_wall = tokio::time::Instant::now();
+        let start_src = it
+            .peek()
+            .map_or(live_from_ms, |r| r.arrival_ms.min(live_from_ms));
+        let mut tick = tokio::time::interval(PACE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        while it.peek().is_some() {
+            tick.tick().await;
+            let now_src = start_src + (start_wall.elapsed().as_secs_f64() * 1000.0 * speed) as i64;
+            while let Some(r) = it.next_if(|r| r.arrival_ms <= now_src) {
+                batch.push(r);
+                if batch.len() >= BATCH {
+                    break;
+                }
+            }
+            let msg = if batch.is_empty() {
+                SourceMsg::Clock(now_src)
+            } else {
+                SourceMsg::Batch(std::mem::take(&mut batch))
+            };
+            if tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+    }
+    let _ = tx.send(SourceMsg::Done(done_text)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_round_trips_and_raw_lines_are_kept_inert() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("events.jsonl");
+        let ev = SimEvent {
+            arrival_ms: 2_000,
+            ts_ms: 1_000,
+            group: "/aws/lambda/f".into(),
+            stream: "s".into(),
+            message: "START RequestId: x Version: $LATEST".into(),
+        };
+        write_events(&p, std::slice::from_ref(&ev)).unwrap();
+        let raw = dir.path().join("raw.log");
+        std::fs::write(&raw, b"hostile \x1b[31m\xff line\n").unwrap();
+        let recs = read_files(&[p, raw]).unwrap();
+        assert_eq!(recs.len(), 2);
+        let r = recs.iter().find(|r| &*r.group == "/aws/lambda/f").unwrap();
+        assert_eq!((r.arrival_ms, r.ts_ms, &*r.stream), (2_000, 1_000, "s"));
+        let h = recs.iter().find(|r| &*r.group == "raw.log").unwrap();
+        assert_eq!(h.text.as_str(), "hostile \\x1b[31m\\xff line");
+    }
+}

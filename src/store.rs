@@ -1,0 +1,421 @@
+//! The local store: SQLite in WAL mode, owned by one writer thread.
+//!
+//! Every write goes through the writer over a bounded channel, so the console never blocks on disk
+//! and SQLite never sees two writers. Each write that matters to the operator (labels, later audit
+//! rows) is its own transaction with `synchronous=FULL` and is acknowledged only after the commit
+//! returns: the console shows a label as saved only then, and a kill -9 after that loses nothing.
+//! Readers open their own read-only connections. The schema is versioned with `PRAGMA
+//! user_version`; [`MIGRATIONS`] lists every step from an empty file.
+
+use crate::owner_only;
+use crate::safe_text::SafeText;
+use rusqlite::{Connection, OpenFlags, params};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+pub const DB_FILE: &str = "stormwatch.db";
+
+/// Schema steps; entry `i` takes the store from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE sessions (
+    id          TEXT PRIMARY KEY,
+    started_ms  INTEGER NOT NULL,
+    mode        TEXT NOT NULL,
+    detail      TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE incidents (
+    session         TEXT NOT NULL REFERENCES sessions(id),
+    incident        INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    main_entity     TEXT NOT NULL,
+    severity        TEXT NOT NULL,
+    opened_ms       INTEGER NOT NULL,
+    first_event_ms  INTEGER NOT NULL,
+    last_event_ms   INTEGER NOT NULL,
+    PRIMARY KEY (session, incident)
+);
+CREATE TABLE labels (
+    id            INTEGER PRIMARY KEY,
+    created_ms    INTEGER NOT NULL,
+    session       TEXT NOT NULL,
+    target_kind   TEXT NOT NULL CHECK (target_kind IN ('incident', 'anomaly', 'line', 'template')),
+    target_id     TEXT NOT NULL,
+    label         TEXT NOT NULL CHECK (label IN ('anomaly', 'normal', 'unsure')),
+    source        TEXT NOT NULL DEFAULT '',
+    entity        TEXT NOT NULL DEFAULT '',
+    signal        TEXT NOT NULL DEFAULT '',
+    incident_kind TEXT NOT NULL DEFAULT '',
+    score         REAL,
+    event_ms      INTEGER,
+    features      TEXT NOT NULL DEFAULT '{}',
+    evidence      TEXT NOT NULL DEFAULT '',
+    note          TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX labels_by_target ON labels (target_kind, target_id);
+"#];
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error(
+        "store {path}: {source}. Check that the data dir is writable, or set STORMWATCH_DATA_DIR."
+    )]
+    Open {
+        path: PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("store write failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error(
+        "store {path} has schema version {found}, newer than this build knows ({known}); upgrade stormwatch"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: usize,
+    },
+    #[error("the store writer has stopped; see the log file for why")]
+    Gone,
+    #[error("label not saved: {0}")]
+    Write(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelValue {
+    Anomaly,
+    Normal,
+    Unsure,
+}
+
+impl LabelValue {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelValue::Anomaly => "anomaly",
+            LabelValue::Normal => "normal",
+            LabelValue::Unsure => "unsure",
+        }
+    }
+}
+
+/// One operator label with the context it was given in, so models can retrain from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label {
+    pub created_ms: i64,
+    pub session: String,
+    pub target_kind: &'static str,
+    pub target_id: String,
+    pub label: LabelValue,
+    pub source: SafeText,
+    pub entity: SafeText,
+    pub signal: String,
+    pub incident_kind: String,
+    pub score: Option<f64>,
+    pub event_ms: Option<i64>,
+    /// JSON object of the signal values the label was given on.
+    pub features: String,
+    pub evidence: SafeText,
+    pub note: SafeText,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentRow {
+    pub session: String,
+    pub incident: u64,
+    pub kind: String,
+    pub main_entity: SafeText,
+    pub severity: String,
+    pub opened_ms: i64,
+    pub first_event_ms: i64,
+    pub last_event_ms: i64,
+}
+
+enum Command {
+    Session {
+        id: String,
+        started_ms: i64,
+        mode: String,
+        detail: String,
+    },
+    Label(Box<Label>, oneshot::Sender<Result<i64, String>>),
+    Incident(IncidentRow),
+}
+
+/// Handle to the writer thread. Cloneable; the thread stops when every handle is dropped.
+#[derive(Clone)]
+pub struct Store {
+    tx: SyncSender<Command>,
+    path: PathBuf,
+}
+
+/// Joins the writer on drop of the last owner so pending writes finish before the process exits.
+pub struct StoreThread(Option<JoinHandle<()>>);
+
+impl StoreThread {
+    pub fn join(mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Opens (creating and migrating as needed) the store in `dir` and starts its writer.
+pub fn open(dir: &Path) -> Result<(Store, StoreThread), StoreError> {
+    let path = dir.join(DB_FILE);
+    let conn = open_writer(&path)?;
+    let (tx, rx) = sync_channel(1024);
+    let handle = std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || writer(conn, rx))
+        .map_err(|e| StoreError::Open {
+            path: path.clone(),
+            source: Box::new(e),
+        })?;
+    Ok((Store { tx, path }, StoreThread(Some(handle))))
+}
+
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    if let Some(dir) = path.parent() {
+        owner_only::dir(dir).map_err(|e| open_err(Box::new(e)))?;
+    }
+    // Create the file ourselves so it is owner-only from its first byte; SQLite gives the WAL and
+    // shared-memory files the same mode as the database.
+    owner_only::file(path).map_err(|e| open_err(Box::new(e)))?;
+    let mut conn = Connection::open(path).map_err(|e| open_err(Box::new(e)))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Brings the schema to the newest version, one transaction per step.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// A read-only connection for queries; it never blocks the writer (WAL).
+pub fn reader(dir: &Path) -> Result<Connection, StoreError> {
+    let path = dir.join(DB_FILE);
+    Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| {
+        StoreError::Open {
+            path,
+            source: Box::new(e),
+        }
+    })
+}
+
+fn writer(mut conn: Connection, rx: Receiver<Command>) {
+    while let Ok(cmd) = rx.recv() {
+        match cmd {
+            Command::Label(label, ack) => {
+                let res = insert_label(&mut conn, &label).map_err(|e| e.to_string());
+                if let Err(e) = &res {
+                    tracing::error!("label not saved: {e}");
+                }
+                let _ = ack.send(res);
+            }
+            Command::Incident(row) => {
+                if let Err(e) = upsert_incident(&conn, &row) {
+                    tracing::error!("incident not saved: {e}");
+                }
+            }
+            Command::Session {
+                id,
+                started_ms,
+                mode,
+                detail,
+            } => {
+                if let Err(e) = conn.execute(
+                    "INSERT OR IGNORE INTO sessions (id, started_ms, mode, detail) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, started_ms, mode, detail],
+                ) {
+                    tracing::error!("session not saved: {e}");
+                }
+            }
+        }
+    }
+}
+
+fn insert_label(conn: &mut Connection, l: &Label) -> Result<i64, rusqlite::Error> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT INTO labels (created_ms, session, target_kind, target_id, label, source, entity, signal, incident_kind, score, event_ms, features, evidence, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            l.created_ms,
+            l.session,
+            l.target_kind,
+            l.target_id,
+            l.label.as_str(),
+            l.source.as_str(),
+            l.entity.as_str(),
+            l.signal,
+            l.incident_kind,
+            l.score,
+            l.event_ms,
+            l.features,
+            l.evidence.as_str(),
+            l.note.as_str(),
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.commit()?;
+    Ok(id)
+}
+
+fn upsert_incident(conn: &Connection, r: &IncidentRow) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "INSERT INTO incidents (session, incident, kind, main_entity, severity, opened_ms, first_event_ms, last_event_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (session, incident) DO UPDATE SET kind = excluded.kind, main_entity = excluded.main_entity,
+           severity = excluded.severity, first_event_ms = excluded.first_event_ms, last_event_ms = excluded.last_event_ms",
+        params![
+            r.session,
+            r.incident as i64,
+            r.kind,
+            r.main_entity.as_str(),
+            r.severity,
+            r.opened_ms,
+            r.first_event_ms,
+            r.last_event_ms
+        ],
+    )?;
+    Ok(())
+}
+
+/// Pending acknowledgement of a label write: resolves to the row id once committed.
+pub type LabelAck = oneshot::Receiver<Result<i64, String>>;
+
+impl Store {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn start_session(&self, id: &str, started_ms: i64, mode: &str, detail: &str) {
+        let _ = self.tx.try_send(Command::Session {
+            id: id.to_string(),
+            started_ms,
+            mode: mode.to_string(),
+            detail: detail.to_string(),
+        });
+    }
+
+    /// Queues a label; the returned receiver resolves after the commit. Never blocks: a full queue
+    /// is reported as an error so the console can say the label was not saved.
+    pub fn save_label(&self, label: Label) -> Result<LabelAck, StoreError> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .try_send(Command::Label(Box::new(label), ack))
+            .map_err(|_| StoreError::Gone)?;
+        Ok(rx)
+    }
+
+    /// Blocking form for scripts and tests.
+    pub fn save_label_blocking(&self, label: Label) -> Result<i64, StoreError> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Label(Box::new(label), ack))
+            .map_err(|_| StoreError::Gone)?;
+        rx.blocking_recv()
+            .map_err(|_| StoreError::Gone)?
+            .map_err(StoreError::Write)
+    }
+
+    /// Incidents are context for labels, not acknowledged: a full queue drops the update, and the
+    /// next update of the same incident carries the newest state anyway.
+    pub fn save_incident(&self, row: IncidentRow) {
+        if self.tx.try_send(Command::Incident(row)).is_err() {
+            tracing::warn!("store queue full: incident update dropped");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn label(id: &str) -> Label {
+        Label {
+            created_ms: 1,
+            session: "s".into(),
+            target_kind: "anomaly",
+            target_id: id.into(),
+            label: LabelValue::Anomaly,
+            source: SafeText::new("/ec2/var/log/secure"),
+            entity: SafeText::new("45.83.12.7"),
+            signal: "ssh_auth_failure".into(),
+            incident_kind: "ssh_brute_force".into(),
+            score: Some(0.9),
+            event_ms: Some(2),
+            features: "{}".into(),
+            evidence: SafeText::new("x"),
+            note: SafeText::default(),
+        }
+    }
+
+    #[test]
+    fn creates_private_wal_store_and_saves_labels() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (store, thread) = open(dir.path()).unwrap();
+        let id = store.save_label_blocking(label("7")).unwrap();
+        assert!(id > 0);
+        let r = reader(dir.path()).unwrap();
+        let (n, mode): (i64, String) = r
+            .query_row(
+                "SELECT count(*), (SELECT journal_mode FROM pragma_journal_mode) FROM labels",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((n, mode.as_str()), (1, "wal"));
+        for f in [DB_FILE, "stormwatch.db-wal"] {
+            let m = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(m & 0o777, 0o600, "{f}");
+        }
+        drop(store);
+        thread.join();
+    }
+
+    #[test]
+    fn migrations_are_idempotent_and_refuse_newer_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let mut c = open_writer(&path).unwrap();
+        migrate(&mut c, &path).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        c.pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(
+            migrate(&mut c, &path),
+            Err(StoreError::TooNew { .. })
+        ));
+    }
+}

@@ -1,0 +1,433 @@
+//! Console state and key handling, free of terminal I/O so it can be driven from tests.
+
+use crate::engine::Engine;
+use crate::incident::{Anomaly, Incident};
+use crate::safe_text::SafeText;
+use crate::store::{Label, LabelValue};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Sources,
+    Incidents,
+    Detail,
+    Tail,
+}
+
+impl Focus {
+    const ORDER: [Focus; 4] = [Focus::Sources, Focus::Incidents, Focus::Detail, Focus::Tail];
+
+    fn step(self, by: isize) -> Focus {
+        let i = Self::ORDER.iter().position(|f| *f == self).unwrap_or(0) as isize;
+        Self::ORDER[(i + by).rem_euclid(Self::ORDER.len() as isize) as usize]
+    }
+}
+
+/// Everything a key can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    ToggleHelp,
+    Back,
+    Up,
+    Down,
+    Top,
+    Bottom,
+    NextPane,
+    PrevPane,
+    Pause,
+    NextIncident,
+    PrevIncident,
+    Open,
+    Label(LabelValue),
+}
+
+pub fn action_for(key: KeyEvent) -> Option<Action> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return Some(Action::Quit);
+    }
+    Some(match key.code {
+        KeyCode::Char('q') => Action::Quit,
+        KeyCode::Char('?') => Action::ToggleHelp,
+        KeyCode::Esc => Action::Back,
+        KeyCode::Char('j') | KeyCode::Down => Action::Down,
+        KeyCode::Char('k') | KeyCode::Up => Action::Up,
+        KeyCode::Char('g') | KeyCode::Home => Action::Top,
+        KeyCode::Char('G') | KeyCode::End => Action::Bottom,
+        KeyCode::Tab => Action::NextPane,
+        KeyCode::BackTab => Action::PrevPane,
+        KeyCode::Char(' ') => Action::Pause,
+        KeyCode::Char('n') => Action::NextIncident,
+        KeyCode::Char('N') => Action::PrevIncident,
+        KeyCode::Enter => Action::Open,
+        KeyCode::Char('a') => Action::Label(LabelValue::Anomaly),
+        KeyCode::Char('x') => Action::Label(LabelValue::Normal),
+        KeyCode::Char('u') => Action::Label(LabelValue::Unsure),
+        _ => return None,
+    })
+}
+
+/// Where a label stands: written to the queue, or committed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelState {
+    Saving(LabelValue),
+    Saved(LabelValue, i64),
+    Failed(String),
+}
+
+/// What labels are about: an incident (the whole story) or one anomaly in it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LabelTarget {
+    Incident(u64),
+    Anomaly(u64),
+}
+
+impl LabelTarget {
+    fn kind(&self) -> &'static str {
+        match self {
+            LabelTarget::Incident(_) => "incident",
+            LabelTarget::Anomaly(_) => "anomaly",
+        }
+    }
+
+    fn id(&self) -> u64 {
+        match self {
+            LabelTarget::Incident(i) | LabelTarget::Anomaly(i) => *i,
+        }
+    }
+}
+
+pub struct App {
+    pub engine: Engine,
+    pub title: String,
+    pub session: String,
+    pub focus: Focus,
+    pub show_help: bool,
+    pub paused: bool,
+    /// Tail length when paused, so the view stays put while lines keep arriving.
+    pub paused_at: u64,
+    pub source_idx: usize,
+    /// Selected incident by id; `None` follows the newest.
+    pub incident: Option<u64>,
+    pub anomaly_idx: usize,
+    /// Lines scrolled back from the newest in the tail.
+    pub tail_back: usize,
+    pub labels: HashMap<LabelTarget, LabelState>,
+    pub status: String,
+    pub source_done: Option<String>,
+    pub speed: Option<f64>,
+    pub color: bool,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(engine: Engine, title: String, session: String) -> Self {
+        App {
+            engine,
+            title,
+            session,
+            focus: Focus::Incidents,
+            show_help: false,
+            paused: false,
+            paused_at: 0,
+            source_idx: 0,
+            incident: None,
+            anomaly_idx: 0,
+            tail_back: 0,
+            labels: HashMap::new(),
+            status: "? help · Tab pane · j/k move · a anomaly · x normal · q quit".into(),
+            source_done: None,
+            speed: None,
+            color: true,
+            quit: false,
+        }
+    }
+
+    /// Incidents newest first, as the list shows them.
+    pub fn incidents_newest_first(&self) -> Vec<&Incident> {
+        self.engine.incidents().iter().rev().collect()
+    }
+
+    pub fn selected_incident(&self) -> Option<&Incident> {
+        let all = self.engine.incidents();
+        match self.incident {
+            Some(id) => all.iter().find(|i| i.id == id),
+            None => all.last(),
+        }
+    }
+
+    /// The selected incident's anomalies, strongest first.
+    pub fn incident_anomalies(&self) -> Vec<&Anomaly> {
+        let Some(inc) = self.selected_incident() else {
+            return Vec::new();
+        };
+        let all = self.engine.anomalies();
+        let mut v: Vec<&Anomaly> = inc
+            .anomalies
+            .iter()
+            .filter_map(|id| all.get(*id as usize))
+            .collect();
+        v.sort_by(|a, b| b.peak_score.total_cmp(&a.peak_score).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    /// The source the chart shows: the operator's pick while the Sources pane has focus,
+    /// otherwise the source where the selected incident's strongest signal comes from.
+    pub fn chart_source_idx(&self) -> usize {
+        let lead = self.incident_anomalies().first().map(|a| a.group.clone());
+        match lead {
+            Some(group) if self.focus != Focus::Sources => self
+                .engine
+                .sources()
+                .position(|s| *s.name == *group)
+                .unwrap_or(self.source_idx),
+            _ => self.source_idx,
+        }
+    }
+
+    pub fn selected_anomaly(&self) -> Option<&Anomaly> {
+        let v = self.incident_anomalies();
+        v.get(self.anomaly_idx.min(v.len().saturating_sub(1)))
+            .copied()
+    }
+
+    /// Applies an action; returns a label to persist when the action asked for one.
+    pub fn update(&mut self, action: Action, now_ms: i64) -> Option<(LabelTarget, Label)> {
+        if self.show_help {
+            match action {
+                Action::Quit => self.quit = true,
+                Action::ToggleHelp | Action::Back => self.show_help = false,
+                _ => {}
+            }
+            return None;
+        }
+        match action {
+            Action::Quit => self.quit = true,
+            Action::ToggleHelp => self.show_help = true,
+            Action::Back => {
+                if self.focus == Focus::Detail {
+                    self.focus = Focus::Incidents;
+                }
+            }
+            Action::NextPane | Action::PrevPane => {
+                // Entering Sources starts from the source the chart was showing.
+                self.source_idx = self.chart_source_idx();
+                self.focus = self
+                    .focus
+                    .step(if action == Action::NextPane { 1 } else { -1 });
+            }
+            Action::Pause => {
+                self.paused = !self.paused;
+                self.paused_at = self.engine.lines();
+                self.status = if self.paused {
+                    "paused: the tail is frozen, detection continues (Space resumes)".into()
+                } else {
+                    "resumed".into()
+                };
+            }
+            Action::Up => self.move_by(-1),
+            Action::Down => self.move_by(1),
+            Action::Top => self.move_by(isize::MIN / 2),
+            Action::Bottom => self.move_by(isize::MAX / 2),
+            Action::NextIncident => {
+                self.focus = Focus::Incidents;
+                self.move_by(1);
+            }
+            Action::PrevIncident => {
+                self.focus = Focus::Incidents;
+                self.move_by(-1);
+            }
+            Action::Open => {
+                if self.focus == Focus::Incidents && self.selected_incident().is_some() {
+                    self.focus = Focus::Detail;
+                    self.anomaly_idx = 0;
+                }
+            }
+            Action::Label(value) => return self.label(value, now_ms),
+        }
+        None
+    }
+
+    fn move_by(&mut self, by: isize) {
+        let clamp = |i: isize, len: usize| i.clamp(0, len.saturating_sub(1) as isize) as usize;
+        match self.focus {
+            Focus::Sources => {
+                let len = self.engine.sources().count();
+                self.source_idx = clamp(self.source_idx as isize + by, len);
+            }
+            Focus::Incidents => {
+                let list = self.incidents_newest_first();
+                if list.is_empty() {
+                    return;
+                }
+                let cur = self
+                    .incident
+                    .and_then(|id| list.iter().position(|i| i.id == id))
+                    .unwrap_or(0);
+                let next = clamp(cur as isize + by, list.len());
+                self.incident = Some(list[next].id);
+                self.anomaly_idx = 0;
+            }
+            Focus::Detail => {
+                let len = self.incident_anomalies().len();
+                self.anomaly_idx = clamp(self.anomaly_idx as isize + by, len);
+            }
+            Focus::Tail => {
+                // Up scrolls back in time.
+                let len = self.engine.tail().len();
+                self.tail_back = clamp(self.tail_back as isize - by, len);
+            }
+        }
+    }
+
+    fn label(&mut self, value: LabelValue, now_ms: i64) -> Option<(LabelTarget, Label)> {
+        let inc = self.selected_incident()?.clone();
+        let lead = if self.focus == Focus::Detail {
+            self.selected_anomaly().cloned()
+        } else {
+            self.incident_anomalies().first().copied().cloned()
+        };
+        let target = match (&lead, self.focus) {
+            (Some(a), Focus::Detail) => LabelTarget::Anomaly(a.id),
+            _ => LabelTarget::Incident(inc.id),
+        };
+        let features = lead.as_ref().map_or_else(
+            || "{}".to_string(),
+            |a| {
+                serde_json::json!({
+                    "signal": a.signal,
+                    "observed": a.observed,
+                    "expected": a.expected,
+                    "window_min": a.window_min,
+                    "first_minute": a.first_minute,
+                    "last_minute": a.last_minute,
+                    "templates": a.templates.iter().map(|(t, n)| serde_json::json!({"template": self.engine.template_text(*t), "count": n})).collect::<Vec<_>>(),
+                })
+                .to_string()
+            },
+        );
+        let label = Label {
+            created_ms: now_ms,
+            session: self.session.clone(),
+            target_kind: target.kind(),
+            target_id: format!("{}", target.id()),
+            label: value,
+            source: lead
+                .as_ref()
+                .map(|a| SafeText::new(&a.group))
+                .unwrap_or_default(),
+            entity: SafeText::new(
+                lead.as_ref()
+                    .filter(|_| matches!(target, LabelTarget::Anomaly(_)))
+                    .map_or(inc.main_entity.as_str(), |a| a.entity.as_str()),
+            ),
+            signal: lead
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a.signal).ok())
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            incident_kind: serde_json::to_value(inc.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            score: lead.as_ref().map(|a| a.peak_score),
+            event_ms: Some(inc.first_event_ms),
+            features,
+            evidence: lead
+                .as_ref()
+                .and_then(|a| a.samples.first().cloned())
+                .unwrap_or_default(),
+            note: SafeText::default(),
+        };
+        self.labels
+            .insert(target.clone(), LabelState::Saving(value));
+        self.status = format!(
+            "saving label '{}' for {}…",
+            value.as_str(),
+            describe(&target)
+        );
+        Some((target, label))
+    }
+
+    /// The store's answer for a label queued earlier.
+    pub fn label_result(
+        &mut self,
+        target: LabelTarget,
+        value: LabelValue,
+        res: Result<i64, String>,
+    ) {
+        match res {
+            Ok(row) => {
+                self.status = format!(
+                    "label '{}' saved for {} (row {row})",
+                    value.as_str(),
+                    describe(&target)
+                );
+                self.labels.insert(target, LabelState::Saved(value, row));
+            }
+            Err(e) => {
+                self.status = format!("label NOT saved: {e}");
+                self.labels.insert(target, LabelState::Failed(e));
+            }
+        }
+    }
+}
+
+fn describe(t: &LabelTarget) -> String {
+    match t {
+        LabelTarget::Incident(i) => format!("incident #{i}"),
+        LabelTarget::Anomaly(a) => format!("anomaly {a}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineOptions;
+
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn keys_map_to_actions() {
+        assert_eq!(action_for(key('q')), Some(Action::Quit));
+        assert_eq!(
+            action_for(key('a')),
+            Some(Action::Label(LabelValue::Anomaly))
+        );
+        assert_eq!(
+            action_for(key('x')),
+            Some(Action::Label(LabelValue::Normal))
+        );
+        assert_eq!(
+            action_for(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)),
+            Some(Action::NextPane)
+        );
+        assert_eq!(action_for(key('Z')), None);
+    }
+
+    #[test]
+    fn help_swallows_keys_and_labels_need_an_incident() {
+        let mut app = App::new(
+            Engine::new(EngineOptions::default()),
+            "t".into(),
+            "s".into(),
+        );
+        assert!(app.update(Action::Label(LabelValue::Anomaly), 0).is_none());
+        app.update(Action::ToggleHelp, 0);
+        assert!(app.show_help);
+        app.update(Action::NextPane, 0);
+        assert_eq!(app.focus, Focus::Incidents);
+        app.update(Action::Back, 0);
+        assert!(!app.show_help);
+        app.update(Action::NextPane, 0);
+        assert_eq!(app.focus, Focus::Detail);
+        app.update(Action::Pause, 0);
+        assert!(app.paused);
+    }
+}

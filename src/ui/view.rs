@@ -1,0 +1,497 @@
+//! Drawing: a pure function of [`App`], so snapshot tests render exactly what the operator sees.
+
+use super::app::{App, Focus, LabelState, LabelTarget};
+use crate::engine::CHART_MINUTES;
+use crate::incident::Severity;
+use crate::parse::Level;
+use crate::timefmt;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Axis, Block, Borders, Cell, Chart, Clear, Dataset, GraphType, Paragraph, Row, Table,
+    TableState, Wrap,
+};
+
+/// Key help, shown by `?`; the README's key table says the same.
+pub const HELP: &[(&str, &str)] = &[
+    ("?", "toggle this help"),
+    ("q, Ctrl-C", "quit"),
+    ("Tab / Shift-Tab", "next / previous pane"),
+    ("j k, ↓ ↑", "move in the focused pane (in the tail: scroll)"),
+    ("g G", "first / last"),
+    ("n N", "next / previous incident"),
+    ("Enter", "open the selected incident's signals"),
+    ("Esc", "back to the incident list, or close help"),
+    ("Space", "pause / resume the tail (detection keeps running)"),
+    (
+        "a",
+        "label the selected incident or signal as a real anomaly",
+    ),
+    ("x", "label it normal (a false alarm)"),
+    ("u", "label it unsure"),
+];
+
+struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn fg(&self, c: Color) -> Style {
+        if self.color {
+            Style::new().fg(c)
+        } else {
+            Style::new()
+        }
+    }
+    fn focus(&self, focused: bool) -> Style {
+        if focused {
+            self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+        } else {
+            self.fg(Color::DarkGray)
+        }
+    }
+    fn selected(&self) -> Style {
+        if self.color {
+            Style::new().bg(Color::Blue).fg(Color::White)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED)
+        }
+    }
+    fn score(&self, s: f64, threshold: f64) -> Style {
+        if s >= threshold {
+            self.fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else if s >= threshold * 0.7 {
+            self.fg(Color::Yellow)
+        } else {
+            Style::new()
+        }
+    }
+}
+
+fn block<'a>(title: String, focused: bool, t: &Theme) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.focus(focused))
+        .title(Span::styled(title, t.focus(focused)))
+}
+
+pub fn draw(f: &mut Frame, app: &App) {
+    let t = Theme { color: app.color };
+    let [header, top, middle, tail, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Percentage(30),
+        Constraint::Percentage(35),
+        Constraint::Min(5),
+        Constraint::Length(1),
+    ])
+    .areas(f.area());
+    draw_header(f, header, app, &t);
+    let [sources, chart] =
+        Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(top);
+    draw_sources(f, sources, app, &t);
+    draw_chart(f, chart, app, &t);
+    let [incidents, detail] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(middle);
+    draw_incidents(f, incidents, app, &t);
+    draw_detail(f, detail, app, &t);
+    draw_tail(f, tail, app, &t);
+    f.render_widget(
+        Paragraph::new(Line::from(Span::styled(
+            format!(" {}", app.status),
+            t.fg(Color::Gray),
+        ))),
+        footer,
+    );
+    if app.show_help {
+        draw_help(f, f.area(), &t);
+    }
+}
+
+fn draw_header(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let e = &app.engine;
+    let open = e.incidents().iter().filter(|i| !i.closed).count();
+    let clock = if e.clock_ms() == i64::MIN {
+        "waiting for data".to_string()
+    } else {
+        timefmt::short(e.clock_ms()).replace(
+            " UTC",
+            &format!(":{:02} UTC", timefmt::parts(e.clock_ms()).5),
+        )
+    };
+    let mut spans = vec![
+        Span::styled(
+            " stormwatch ",
+            t.fg(Color::Black)
+                .bg(if t.color { Color::Cyan } else { Color::Reset })
+                .add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!(" {} │ {clock}", app.title)),
+    ];
+    if let Some(speed) = app.speed {
+        spans.push(Span::raw(format!(" ×{speed:.0}")));
+    }
+    spans.push(Span::raw(format!(
+        " │ {} lines │ {} rejected │ incidents {} open / {}",
+        e.lines(),
+        e.rejected(),
+        open,
+        e.incidents().len()
+    )));
+    if app.paused {
+        spans.push(Span::styled(
+            " │ PAUSED",
+            t.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    }
+    if let Some(done) = &app.source_done {
+        spans.push(Span::styled(format!(" │ {done}"), t.fg(Color::Green)));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_sources(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let threshold = app.engine.threshold();
+    let rows: Vec<Row> = app
+        .engine
+        .sources()
+        .map(|s| {
+            let now = s.scores.back().map_or(0.0, |x| x.1);
+            let lag = if s.lag_ms >= 60_000 {
+                format!("{}m", s.lag_ms / 60_000)
+            } else {
+                format!("{}s", s.lag_ms / 1000)
+            };
+            Row::new(vec![
+                Cell::from(s.name.clone()),
+                Cell::from(format!("{:.1}", s.rate)),
+                Cell::from(format!("{}", s.events)),
+                Cell::from(lag),
+                Cell::from(format!("{}", s.rejected)).style(if s.rejected > 0 {
+                    t.fg(Color::Yellow)
+                } else {
+                    Style::new()
+                }),
+                Cell::from(format!("{now:.2}")).style(t.score(now, threshold)),
+            ])
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Min(16),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Length(5),
+            Constraint::Length(4),
+            Constraint::Length(5),
+        ],
+    )
+    .header(
+        Row::new(["source", "ev/s", "events", "lag", "rej", "score"])
+            .style(t.fg(Color::Gray).add_modifier(Modifier::BOLD)),
+    )
+    .row_highlight_style(t.selected())
+    .block(block(" Sources ".into(), app.focus == Focus::Sources, t));
+    let mut state = TableState::default().with_selected(Some(app.chart_source_idx()));
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_chart(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let threshold = app.engine.threshold();
+    let Some(src) = app.engine.sources().nth(app.chart_source_idx()) else {
+        f.render_widget(block(" Score ".into(), false, t), area);
+        return;
+    };
+    let last = src.scores.back().map_or(0, |x| x.0);
+    let first = last - CHART_MINUTES as i64 + 1;
+    let points: Vec<(f64, f64)> = src
+        .scores
+        .iter()
+        .map(|(m, s)| ((m - first) as f64, *s))
+        .collect();
+    let line = [(0.0, threshold), ((CHART_MINUTES - 1) as f64, threshold)];
+    let datasets = vec![
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(t.fg(Color::Red))
+            .data(&line),
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(t.fg(Color::Cyan))
+            .data(&points),
+    ];
+    let chart = Chart::new(datasets)
+        .block(block(
+            format!(
+                " Score · {} · threshold {threshold:.2} · last {CHART_MINUTES} min ",
+                src.name
+            ),
+            false,
+            t,
+        ))
+        .x_axis(
+            Axis::default()
+                .bounds([0.0, (CHART_MINUTES - 1) as f64])
+                .labels([
+                    Line::from(timefmt::hms(first * 60_000)[..5].to_string()),
+                    Line::from(timefmt::hms(last * 60_000)[..5].to_string()),
+                ]),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, 1.0])
+                .labels([Line::from("0"), Line::from("1")]),
+        )
+        .legend_position(None);
+    f.render_widget(chart, area);
+}
+
+fn severity_style(s: Severity, t: &Theme) -> Style {
+    match s {
+        Severity::Critical => t.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+        Severity::High => t.fg(Color::Red).add_modifier(Modifier::BOLD),
+        Severity::Medium => t.fg(Color::Yellow),
+        Severity::Low => Style::new(),
+    }
+}
+
+fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "CRIT",
+        Severity::High => "HIGH",
+        Severity::Medium => "MED",
+        Severity::Low => "LOW",
+    }
+}
+
+fn label_mark(state: Option<&LabelState>) -> String {
+    match state {
+        Some(LabelState::Saved(v, _)) => format!("✓{}", v.as_str()),
+        Some(LabelState::Saving(v)) => format!("…{}", v.as_str()),
+        Some(LabelState::Failed(_)) => "✗unsaved".into(),
+        None => String::new(),
+    }
+}
+
+fn draw_incidents(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let list = app.incidents_newest_first();
+    let selected = app
+        .selected_incident()
+        .and_then(|s| list.iter().position(|i| i.id == s.id));
+    let rows: Vec<Row> = list
+        .iter()
+        .map(|i| {
+            Row::new(vec![
+                Cell::from(format!("#{}", i.id)),
+                Cell::from(timefmt::hms(i.opened_ms)),
+                Cell::from(severity_name(i.severity)).style(severity_style(i.severity, t)),
+                Cell::from(if i.closed { "○" } else { "●" }),
+                Cell::from(Line::from(vec![
+                    Span::raw(i.title()),
+                    Span::styled(
+                        format!(
+                            " {}",
+                            label_mark(app.labels.get(&LabelTarget::Incident(i.id)))
+                        ),
+                        t.fg(Color::Green),
+                    ),
+                ])),
+            ])
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(4),
+            Constraint::Length(8),
+            Constraint::Length(4),
+            Constraint::Length(1),
+            Constraint::Min(20),
+        ],
+    )
+    .row_highlight_style(t.selected())
+    .block(block(
+        format!(" Incidents ({}) ", list.len()),
+        app.focus == Focus::Incidents,
+        t,
+    ));
+    if list.is_empty() {
+        let p = Paragraph::new("no incidents yet: scores are below the threshold")
+            .style(t.fg(Color::DarkGray))
+            .block(block(
+                " Incidents (0) ".into(),
+                app.focus == Focus::Incidents,
+                t,
+            ));
+        f.render_widget(p, area);
+        return;
+    }
+    let mut state = TableState::default().with_selected(selected);
+    f.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_detail(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let focused = app.focus == Focus::Detail;
+    let Some(inc) = app.selected_incident() else {
+        f.render_widget(block(" Detail ".into(), focused, t), area);
+        return;
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(
+                inc.kind.label(),
+                t.fg(Color::White).add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(format!(" · {} · ", inc.main_entity)),
+            Span::styled(severity_name(inc.severity), severity_style(inc.severity, t)),
+            Span::raw(format!(" · peak {:.2}", inc.peak_score)),
+        ]),
+        Line::from(format!(
+            "opened {} · events {}–{} · {}",
+            timefmt::hms(inc.opened_ms),
+            timefmt::hms(inc.first_event_ms),
+            timefmt::hms(inc.last_event_ms),
+            if inc.closed {
+                "quiet for 20 min (○)"
+            } else {
+                "ongoing (●)"
+            }
+        )),
+        Line::from(Span::styled(
+            format!(
+                "involves: {}",
+                inc.keys
+                    .iter()
+                    .take(8)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            t.fg(Color::Gray),
+        )),
+        Line::from(Span::styled(
+            "signals (why it was flagged):",
+            t.fg(Color::Gray),
+        )),
+    ];
+    let anomalies = app.incident_anomalies();
+    let sel = app.anomaly_idx.min(anomalies.len().saturating_sub(1));
+    for (i, a) in anomalies.iter().enumerate() {
+        let mark = label_mark(app.labels.get(&LabelTarget::Anomaly(a.id)));
+        let style = if focused && i == sel {
+            t.selected()
+        } else {
+            Style::new()
+        };
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!(" {:.2} ", a.peak_score),
+                t.score(a.peak_score, app.engine.threshold()),
+            ),
+            Span::styled(format!("{} {mark}", a.explain()), style),
+        ]));
+    }
+    if let Some(a) = anomalies.get(sel) {
+        lines.push(Line::from(Span::styled("templates:", t.fg(Color::Gray))));
+        let mut tpl: Vec<_> = a.templates.iter().collect();
+        tpl.sort_by(|x, y| y.1.cmp(x.1));
+        for (id, n) in tpl.into_iter().take(3) {
+            lines.push(Line::from(format!(
+                "  {n:>5}× {}",
+                app.engine.template_text(*id)
+            )));
+        }
+        lines.push(Line::from(Span::styled("evidence:", t.fg(Color::Gray))));
+        for s in &a.samples {
+            lines.push(Line::from(format!("  {s}")));
+        }
+    }
+    let p = Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(block(format!(" Incident #{} ", inc.id), focused, t));
+    f.render_widget(p, area);
+}
+
+fn draw_tail(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let tail = app.engine.tail();
+    let rows = area.height.saturating_sub(2) as usize;
+    let frozen_back = if app.paused {
+        (app.engine.lines().saturating_sub(app.paused_at)) as usize
+    } else {
+        0
+    };
+    let end = tail.len().saturating_sub(app.tail_back + frozen_back);
+    let start = end.saturating_sub(rows);
+    let threshold = app.engine.threshold();
+    let lines: Vec<Line> = tail
+        .range(start..end)
+        .map(|l| {
+            let style = if l.score >= threshold {
+                t.fg(Color::Red).add_modifier(Modifier::BOLD)
+            } else {
+                match l.level {
+                    Level::Error => t.fg(Color::LightRed),
+                    Level::Warn => t.fg(Color::Yellow),
+                    Level::Debug => t.fg(Color::DarkGray),
+                    Level::Info => Style::new(),
+                }
+            };
+            let group = l.group.rsplit('/').next().unwrap_or(&l.group);
+            Line::from(vec![
+                Span::styled(
+                    format!("{} ", timefmt::hms(l.arrival_ms)),
+                    t.fg(Color::DarkGray),
+                ),
+                Span::styled(format!("{group:<14.14} "), t.fg(Color::Blue)),
+                Span::styled(l.text.as_str(), style),
+            ])
+        })
+        .collect();
+    let title = if app.tail_back + frozen_back > 0 {
+        format!(" Tail (−{} lines) ", app.tail_back + frozen_back)
+    } else {
+        " Tail (live) ".to_string()
+    };
+    f.render_widget(
+        Paragraph::new(lines).block(block(title, app.focus == Focus::Tail, t)),
+        area,
+    );
+}
+
+fn draw_help(f: &mut Frame, area: Rect, t: &Theme) {
+    let w = 64.min(area.width);
+    let h = (HELP.len() as u16 + 4).min(area.height);
+    let r = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    let mut lines: Vec<Line> = HELP
+        .iter()
+        .map(|(k, v)| {
+            Line::from(vec![
+                Span::styled(
+                    format!("{k:>16}  "),
+                    t.fg(Color::Cyan).add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(*v),
+            ])
+        })
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        "labels are saved to the local store at once",
+        t.fg(Color::Gray),
+    )));
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).block(block(" Help (? or Esc to close) ".into(), true, t)),
+        r,
+    );
+}

@@ -1,0 +1,212 @@
+//! Parsed events → per-entity signal observations, keyed by event-time minute.
+//!
+//! Each observation names a signal (what is counted or measured), the entity it is about, and the
+//! other keys it links to (the instance an attacker hit, the user behind an access key), which the
+//! incident stage uses to join anomalies. Signals are split into *failure* signals (auth failures,
+//! rejects, timeouts, errors, denied calls, destructive deletes, a filling disk), which can open
+//! incidents, and *volume* signals (traffic, CPU), which are charted but never open an incident on
+//! their own: a burst of successful work is not an incident.
+
+use crate::parse::{Fields, FlowAction, Level, Parsed, SshOutcome};
+use crate::record::Record;
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    SshAuthFailure,
+    VpcReject,
+    LambdaTimeout,
+    LambdaError,
+    DiskUsedPct,
+    DiskError,
+    AccessDenied,
+    NewRegion,
+    S3Delete,
+    S3Denied,
+    AppError,
+    CpuUtil,
+    S3Requests,
+    ApiCalls,
+    LambdaInvocations,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalClass {
+    Failure,
+    Volume,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::SshAuthFailure => "ssh auth failures",
+            Signal::VpcReject => "VPC REJECT flows",
+            Signal::LambdaTimeout => "Lambda timeouts",
+            Signal::LambdaError => "Lambda errors",
+            Signal::DiskUsedPct => "disk used %",
+            Signal::DiskError => "disk-full errors",
+            Signal::AccessDenied => "denied API calls",
+            Signal::NewRegion => "calls from a new region",
+            Signal::S3Delete => "S3 deletes",
+            Signal::S3Denied => "S3 denied requests",
+            Signal::AppError => "error lines",
+            Signal::CpuUtil => "CPU %",
+            Signal::S3Requests => "S3 requests",
+            Signal::ApiCalls => "API calls",
+            Signal::LambdaInvocations => "Lambda invocations",
+        }
+    }
+
+    pub fn class(self) -> SignalClass {
+        match self {
+            Signal::CpuUtil | Signal::S3Requests | Signal::ApiCalls | Signal::LambdaInvocations => {
+                SignalClass::Volume
+            }
+            _ => SignalClass::Failure,
+        }
+    }
+
+    /// Gauges carry a level per minute (the minute's maximum); the others are counts.
+    pub fn is_gauge(self) -> bool {
+        matches!(self, Signal::DiskUsedPct | Signal::CpuUtil)
+    }
+}
+
+/// One measurement of one signal for one entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub signal: Signal,
+    pub entity: String,
+    pub links: Vec<String>,
+    pub value: f64,
+    /// Event-time minute (epoch minutes).
+    pub minute: i64,
+}
+
+/// Turns parsed events into observations, remembering who is who (access key ↔ user) and where
+/// each principal usually works from.
+#[derive(Debug, Default)]
+pub struct Extractor {
+    keys_by_arn: HashMap<String, HashSet<String>>,
+    regions_by_principal: HashMap<String, HashSet<String>>,
+    region_calls: HashMap<String, u64>,
+    trail_events: u64,
+}
+
+/// CloudTrail events seen before a principal's usual regions count as known.
+const REGION_WARMUP_EVENTS: u64 = 50;
+
+impl Extractor {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn observe(&mut self, rec: &Record, p: &Parsed, out: &mut Vec<Observation>) {
+        let minute = rec.ts_ms.div_euclid(60_000);
+        let mut push = |signal: Signal, entity: &str, links: Vec<String>, value: f64| {
+            out.push(Observation {
+                signal,
+                entity: entity.to_string(),
+                links,
+                value,
+                minute,
+            })
+        };
+        let entity = p.entity.as_deref().unwrap_or(&rec.stream);
+        match &p.fields {
+            Fields::Ssh {
+                outcome: SshOutcome::Failed | SshOutcome::InvalidUser | SshOutcome::AuthFailure,
+                remote_host: Some(host),
+                ..
+            } => push(Signal::SshAuthFailure, host, vec![entity.to_string()], 1.0),
+            Fields::Vpc {
+                action: FlowAction::Reject,
+                src,
+                interface,
+                ..
+            } => push(Signal::VpcReject, src, vec![interface.clone()], 1.0),
+            Fields::LambdaTimeout { .. } => push(Signal::LambdaTimeout, entity, vec![], 1.0),
+            Fields::LambdaStart if rec.text.as_str().starts_with("START") => {
+                push(Signal::LambdaInvocations, entity, vec![], 1.0)
+            }
+            Fields::LambdaApp if p.level == Level::Error => {
+                push(Signal::LambdaError, entity, vec![], 1.0)
+            }
+            Fields::Health { disk_pct, cpu_pct } => {
+                if let Some(d) = disk_pct {
+                    push(Signal::DiskUsedPct, entity, vec![], *d);
+                }
+                if let Some(c) = cpu_pct {
+                    push(Signal::CpuUtil, entity, vec![], *c);
+                }
+            }
+            Fields::DiskFull => push(Signal::DiskError, entity, vec![], 1.0),
+            Fields::S3 {
+                requester,
+                remote_ip,
+                operation,
+                status,
+                bucket,
+                ..
+            } => {
+                let mut links = vec![remote_ip.clone(), bucket.clone()];
+                if let Some(keys) = self.keys_by_arn.get(requester) {
+                    links.extend(keys.iter().cloned());
+                }
+                if operation.starts_with("REST.DELETE") || operation.starts_with("BATCH.DELETE") {
+                    push(Signal::S3Delete, requester, links.clone(), 1.0);
+                }
+                if matches!(status, Some(401 | 403)) {
+                    push(Signal::S3Denied, requester, links.clone(), 1.0);
+                }
+                push(Signal::S3Requests, requester, links, 1.0);
+            }
+            Fields::Trail(ev) => {
+                self.trail_events += 1;
+                let principal = ev
+                    .access_key
+                    .clone()
+                    .unwrap_or_else(|| ev.principal_arn.clone());
+                if let Some(key) = &ev.access_key {
+                    self.keys_by_arn
+                        .entry(ev.principal_arn.clone())
+                        .or_default()
+                        .insert(key.clone());
+                }
+                let links = vec![ev.principal_arn.clone(), ev.source_ip.clone()];
+                if ev.error_code.as_deref().is_some_and(|e| {
+                    e.contains("AccessDenied") || e.contains("UnauthorizedOperation")
+                }) {
+                    push(Signal::AccessDenied, &principal, links.clone(), 1.0);
+                }
+                *self.region_calls.entry(ev.region.clone()).or_default() += 1;
+                let home = self
+                    .region_calls
+                    .iter()
+                    .max_by_key(|(_, n)| **n)
+                    .map(|(r, _)| r.clone())
+                    .unwrap_or_default();
+                let known = self
+                    .regions_by_principal
+                    .entry(principal.clone())
+                    .or_default();
+                let new_region = !ev.region.is_empty()
+                    && ev.region != home
+                    && !known.contains(&ev.region)
+                    && self.trail_events > REGION_WARMUP_EVENTS;
+                if new_region {
+                    push(Signal::NewRegion, &principal, links.clone(), 1.0);
+                } else {
+                    known.insert(ev.region.clone());
+                }
+                push(Signal::ApiCalls, &principal, links, 1.0);
+            }
+            _ => {
+                if p.level == Level::Error {
+                    push(Signal::AppError, entity, vec![], 1.0);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! End to end, as an operator would: the real binary in a real terminal (tmux), default settings,
+//! no AWS credentials. The demo console must show its panes and an incident row within 10
+//! simulated minutes of the first injected incident; `a` labels it, `q` quits, and the label is in
+//! the SQLite file.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+use stormwatch::config::Config;
+use stormwatch::sim::{SimConfig, generate};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            // A detached server still wants to know what terminal it emulates for its clients.
+            .env(
+                "TERM",
+                std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into()),
+            )
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux is required for this test: run ./scripts/test.sh, which installs it")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "sw"]).stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting for {what}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn hms_to_ms(day_start: i64, hms: &str) -> Option<i64> {
+    let mut it = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (it.next()??, it.next()??, it.next()??);
+    Some(day_start + ((h * 60 + m) * 60 + s) * 1000)
+}
+
+#[test]
+fn demo_console_shows_an_incident_and_saves_a_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tmux = Tmux {
+        socket: format!("stormwatch-e2e-{}", std::process::id()),
+    };
+    let env_data = format!("STORMWATCH_DATA_DIR={}", data.display());
+    let env_cfg = format!("XDG_CONFIG_HOME={}", dir.path().join("config").display());
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "sw",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        "-e",
+        &env_data,
+        "-e",
+        &env_cfg,
+        "-e",
+        "AWS_ACCESS_KEY_ID=",
+        "-e",
+        "AWS_SECRET_ACCESS_KEY=",
+        "-e",
+        "AWS_PROFILE=stormwatch-e2e-none",
+        common::bin(),
+    ]);
+    assert!(
+        out.status.success(),
+        "tmux: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let screen = tmux.wait_for("the console panes", Duration::from_secs(30), |s| {
+        ["Sources", "Score", "Incidents", "Tail"]
+            .iter()
+            .all(|p| s.contains(p))
+    });
+    assert!(screen.contains("demo · seed"), "{screen}");
+
+    // The first incident row: "│#1   HH:MM:SS ...".
+    let screen = tmux.wait_for("an incident row", Duration::from_secs(60), |s| {
+        s.contains("│#1 ")
+    });
+    let row = screen
+        .lines()
+        .find(|l| l.contains("│#1 "))
+        .unwrap()
+        .to_string();
+    let names = [
+        "SSH brute force",
+        "Lambda timeout cascade",
+        "EC2 disk filling up",
+        "Leaked access key",
+    ];
+    assert!(
+        names.iter().any(|n| row.contains(n)),
+        "row names no kind: {row}"
+    );
+
+    // Opened within 10 simulated minutes of the first injected onset (same default scenario).
+    let cfg = Config::default();
+    let truth = generate(&SimConfig {
+        seed: cfg.demo.seed,
+        baseline_hours: cfg.demo.baseline_hours,
+        ..SimConfig::default()
+    })
+    .truth;
+    let onset = truth.incidents.iter().map(|i| i.onset_ms).min().unwrap();
+    let opened = row
+        .split_whitespace()
+        .find_map(|w| hms_to_ms(onset - onset.rem_euclid(86_400_000), w.trim_matches('│')))
+        .expect("opened time in the row");
+    assert!(
+        opened - onset <= 10 * 60_000,
+        "first incident shown {} s after its onset",
+        (opened - onset) / 1000
+    );
+
+    tmux.cmd(&["send-keys", "-t", "sw", "a"]);
+    tmux.wait_for("the label to be saved", Duration::from_secs(10), |s| {
+        s.contains("saved for incident #")
+    });
+    tmux.cmd(&["send-keys", "-t", "sw", "q"]);
+    let start = Instant::now();
+    while tmux.cmd(&["has-session", "-t", "sw"]).status.success() {
+        assert!(start.elapsed() < Duration::from_secs(10), "q did not quit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let db = stormwatch::store::reader(&data).unwrap();
+    let (n, kind, label): (i64, String, String) = db
+        .query_row(
+            "SELECT count(*), max(target_kind), max(label) FROM labels",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (n, kind.as_str(), label.as_str()),
+        (1, "incident", "anomaly")
+    );
+    let incidents: i64 = db
+        .query_row("SELECT count(*) FROM incidents", [], |r| r.get(0))
+        .unwrap();
+    assert!(incidents >= 1);
+}
