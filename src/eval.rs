@@ -33,6 +33,8 @@ pub struct DemoEval {
     pub baseline_hours: f64,
     pub simulated_hours: f64,
     pub kinds: Vec<KindResult>,
+    /// Every incident the engine opened; above the injected count means incidents were split.
+    pub engine_incidents: u32,
     pub false_incidents: u32,
     pub false_incidents_per_hour: f64,
     pub distractors: u32,
@@ -122,13 +124,14 @@ fn score(outcomes: Vec<SeedOutcome>, started: std::time::Instant) -> DemoEval {
         .iter()
         .map(|k| (*k, 0, 0, 0, Vec::new()))
         .collect();
-    let (mut false_incidents, mut distractors, mut flagged) = (0, 0, 0);
+    let (mut false_incidents, mut distractors, mut flagged, mut engine_incidents) = (0, 0, 0, 0);
     let (mut sim_ms, mut base_ms, mut lines) = (0i64, 0i64, 0u64);
     for o in &outcomes {
         let t = &o.truth;
         sim_ms += t.end_ms - t.start_ms;
         base_ms += t.baseline_end_ms - t.start_ms;
         lines += o.lines;
+        engine_incidents += o.incidents.len() as u32;
         let mut matched = vec![false; o.incidents.len()];
         for ti in &t.incidents {
             let slot = kinds.iter_mut().find(|k| k.0 == ti.kind);
@@ -206,6 +209,7 @@ fn score(outcomes: Vec<SeedOutcome>, started: std::time::Instant) -> DemoEval {
                 },
             )
             .collect(),
+        engine_incidents,
         false_incidents,
         false_incidents_per_hour: if simulated_hours > 0.0 {
             false_incidents as f64 / simulated_hours
@@ -263,7 +267,8 @@ impl DemoEval {
             ));
         }
         s.push_str(&format!(
-            "false incidents: {} ({:.3} per simulated hour); distractors flagged: {} of {}\n",
+            "engine incidents: {}; false incidents: {} ({:.3} per simulated hour); distractors flagged: {} of {}\n",
+            self.engine_incidents,
             self.false_incidents,
             self.false_incidents_per_hour,
             self.distractors_flagged,

@@ -101,6 +101,7 @@ impl AsRef<str> for SafeText {
 /// True for characters that must never reach a terminal as themselves.
 fn is_unsafe(c: char) -> bool {
     matches!(c,
+        // Tab stays: formats use it as a separator (Lambda, REPORT lines); views expand it.
         '\u{0}'..='\u{8}' | '\u{a}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
         // bidi embeddings, overrides and isolates, and the implicit marks
         | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
@@ -116,10 +117,7 @@ fn push_str(out: &mut String, s: &str) -> Option<usize> {
         if out.len() >= MAX_LEN {
             return Some(i);
         }
-        if c == '\t' {
-            // A tab is harmless but its width depends on the terminal; one space keeps columns stable.
-            out.push(' ');
-        } else if is_unsafe(c) {
+        if is_unsafe(c) {
             let code = c as u32;
             if code < 0x100 {
                 out.push_str(&format!("\\x{code:02x}"));
@@ -139,8 +137,11 @@ mod tests {
 
     #[test]
     fn escapes_become_visible() {
-        let t = SafeText::from_bytes(b"ok \x1b]52;c;ZXZpbA==\x07 \x1b[2J\0end");
-        assert_eq!(t.as_str(), "ok \\x1b]52;c;ZXZpbA==\\x07 \\x1b[2J\\x00end");
+        let t = SafeText::from_bytes(b"ok \x1b]52;c;ZXZpbA==\x07 \x1b[2J\0end\tx");
+        assert_eq!(
+            t.as_str(),
+            "ok \\x1b]52;c;ZXZpbA==\\x07 \\x1b[2J\\x00end\tx"
+        );
     }
 
     #[test]

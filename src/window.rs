@@ -92,6 +92,29 @@ pub struct Extractor {
     regions_by_principal: HashMap<String, HashSet<String>>,
     region_calls: HashMap<String, u64>,
     trail_events: u64,
+    /// Endpoints each function's errors named lately, and the minute they last did.
+    failing_endpoints: HashMap<String, (Vec<String>, i64)>,
+}
+
+/// Minutes an endpoint named in a function's errors still explains its timeouts.
+const ENDPOINT_MEMORY_MIN: i64 = 10;
+
+/// `host:port` tokens in an error line (`10.0.3.41:5432`, `orders-db.example.com:5432`).
+fn endpoints(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '(' | ')' | '[' | ']'))
+        .filter_map(|tok| {
+            let tok = tok.trim_end_matches(['.', ';', ':']);
+            let (host, port) = tok.rsplit_once(':')?;
+            let port_ok = (2..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit());
+            let host_ok = host.len() >= 3
+                && host.contains('.')
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            (port_ok && host_ok).then(|| tok.to_string())
+        })
+        .take(4)
+        .collect()
 }
 
 /// CloudTrail events seen before a principal's usual regions count as known.
@@ -100,6 +123,16 @@ const REGION_WARMUP_EVENTS: u64 = 50;
 impl Extractor {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Endpoints the function's errors named in the last few minutes: every failure of the
+    /// function carries them, so a timeout links to the database its neighbours fail against.
+    fn recent_endpoints(&self, function: &str, minute: i64) -> Vec<String> {
+        self.failing_endpoints
+            .get(function)
+            .filter(|(_, m)| minute - m <= ENDPOINT_MEMORY_MIN)
+            .map(|(e, _)| e.clone())
+            .unwrap_or_default()
     }
 
     pub fn observe(&mut self, rec: &Record, p: &Parsed, out: &mut Vec<Observation>) {
@@ -126,12 +159,33 @@ impl Extractor {
                 interface,
                 ..
             } => push(Signal::VpcReject, src, vec![interface.clone()], 1.0),
-            Fields::LambdaTimeout { .. } => push(Signal::LambdaTimeout, entity, vec![], 1.0),
+            Fields::LambdaTimeout { .. } => {
+                let links = self.recent_endpoints(entity, minute);
+                push(Signal::LambdaTimeout, entity, links, 1.0)
+            }
             Fields::LambdaStart if rec.text.as_str().starts_with("START") => {
                 push(Signal::LambdaInvocations, entity, vec![], 1.0)
             }
             Fields::LambdaApp if p.level == Level::Error => {
-                push(Signal::LambdaError, entity, vec![], 1.0)
+                // Functions failing against the same endpoint share a cause: link them by it.
+                let found = endpoints(rec.text.as_str());
+                if !found.is_empty() {
+                    let slot = self
+                        .failing_endpoints
+                        .entry(entity.to_string())
+                        .or_default();
+                    for e in &found {
+                        if !slot.0.contains(e) {
+                            if slot.0.len() >= 4 {
+                                slot.0.remove(0);
+                            }
+                            slot.0.push(e.clone());
+                        }
+                    }
+                    slot.1 = minute;
+                }
+                let links = self.recent_endpoints(entity, minute);
+                push(Signal::LambdaError, entity, links, 1.0)
             }
             Fields::Health { disk_pct, cpu_pct } => {
                 if let Some(d) = disk_pct {
@@ -208,5 +262,25 @@ impl Extractor {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_found_in_error_text() {
+        assert_eq!(
+            endpoints("ERROR\tconnect ETIMEDOUT 10.0.3.41:5432"),
+            vec!["10.0.3.41:5432"]
+        );
+        assert_eq!(
+            endpoints(
+                "could not connect to database orders-db.cluster-x.us-east-1.rds.amazonaws.com:5432: Connection timed out"
+            ),
+            vec!["orders-db.cluster-x.us-east-1.rds.amazonaws.com:5432"]
+        );
+        assert!(endpoints("at 10:01:02 Error: x:y").is_empty());
     }
 }

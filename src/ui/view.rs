@@ -34,6 +34,21 @@ pub const HELP: &[(&str, &str)] = &[
     ("u", "label it unsure"),
 ];
 
+/// Tabs are kept in the text (parsers need them) but their width is the terminal's guess.
+fn expand_tabs(s: &str) -> String {
+    s.replace('\t', " ")
+}
+
+/// Keeps the end of a long name (`…lambda/orders-api`): the tail is what tells sources apart.
+fn tail_fit(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width || width < 2 {
+        return s.to_string();
+    }
+    let keep: String = s.chars().skip(n - (width - 1)).collect();
+    format!("…{keep}")
+}
+
 struct Theme {
     color: bool,
 }
@@ -154,6 +169,10 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
 
 fn draw_sources(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
     let threshold = app.engine.threshold();
+    // Borders, the fixed columns and the gaps between them.
+    let name_width = (area.width as usize)
+        .saturating_sub(2 + 6 + 8 + 5 + 4 + 5 + 5)
+        .max(8);
     let rows: Vec<Row> = app
         .engine
         .sources()
@@ -165,7 +184,7 @@ fn draw_sources(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
                 format!("{}s", s.lag_ms / 1000)
             };
             Row::new(vec![
-                Cell::from(s.name.clone()),
+                Cell::from(tail_fit(&s.name, name_width)),
                 Cell::from(format!("{:.1}", s.rate)),
                 Cell::from(format!("{}", s.events)),
                 Cell::from(lag),
@@ -408,7 +427,7 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
         }
         lines.push(Line::from(Span::styled("evidence:", t.fg(Color::Gray))));
         for s in &a.samples {
-            lines.push(Line::from(format!("  {s}")));
+            lines.push(Line::from(format!("  {}", expand_tabs(s.as_str()))));
         }
     }
     let p = Paragraph::new(lines)
@@ -448,7 +467,7 @@ fn draw_tail(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
                     t.fg(Color::DarkGray),
                 ),
                 Span::styled(format!("{group:<14.14} "), t.fg(Color::Blue)),
-                Span::styled(l.text.as_str(), style),
+                Span::styled(expand_tabs(l.text.as_str()), style),
             ])
         })
         .collect();
