@@ -348,9 +348,25 @@ impl App {
         self.status = format!(
             "saving label '{}' for {}…",
             value.as_str(),
-            describe(&target)
+            self.describe(&target)
         );
         Some((target, label))
+    }
+
+    /// How the status line names what was labelled.
+    fn describe(&self, t: &LabelTarget) -> String {
+        match t {
+            LabelTarget::Incident(i) => format!("incident #{i}"),
+            LabelTarget::Anomaly(a) => match self.engine.anomalies().get(*a as usize) {
+                Some(an) => format!(
+                    "{} by {} (incident #{})",
+                    an.signal.name(),
+                    an.entity,
+                    self.engine.incidents().get(an.incident).map_or(0, |i| i.id)
+                ),
+                None => format!("signal {a}"),
+            },
+        }
     }
 
     /// The store's answer for a label queued earlier.
@@ -365,7 +381,7 @@ impl App {
                 self.status = format!(
                     "label '{}' saved for {} (row {row})",
                     value.as_str(),
-                    describe(&target)
+                    self.describe(&target)
                 );
                 self.labels.insert(target, LabelState::Saved(value, row));
             }
@@ -374,13 +390,6 @@ impl App {
                 self.labels.insert(target, LabelState::Failed(e));
             }
         }
-    }
-}
-
-fn describe(t: &LabelTarget) -> String {
-    match t {
-        LabelTarget::Incident(i) => format!("incident #{i}"),
-        LabelTarget::Anomaly(a) => format!("anomaly {a}"),
     }
 }
 
