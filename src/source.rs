@@ -180,9 +180,10 @@ pub async fn play(
     }
     if let Some(speed) = speed.filter(|s| *s > 0.0) {
         let start_wall = tokio::time::Instant::now();
+        // The live clock starts at the first record still to come (a replay has no history).
         let start_src = it
             .peek()
-            .map_or(live_from_ms, |r| r.arrival_ms.min(live_from_ms));
+            .map_or(live_from_ms, |r| r.arrival_ms.max(live_from_ms));
         let mut tick = tokio::time::interval(PACE_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         while it.peek().is_some() {
@@ -231,5 +232,29 @@ mod tests {
         assert_eq!((r.arrival_ms, r.ts_ms, &*r.stream), (2_000, 1_000, "s"));
         let h = recs.iter().find(|r| &*r.group == "raw.log").unwrap();
         assert_eq!(h.text.as_str(), "hostile \\x1b[31m\\xff line");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paced_replay_starts_at_its_first_record() {
+        let recs: Vec<Record> = (0..3)
+            .map(|i| Record {
+                arrival_ms: 1_000_000 + i * 10_000,
+                ts_ms: 1_000_000 + i * 10_000,
+                group: "g".into(),
+                stream: "s".into(),
+                text: SafeText::new("line"),
+            })
+            .collect();
+        let (tx, mut rx) = mpsc::channel(16);
+        tokio::spawn(play(recs, i64::MIN, Some(100.0), tx, "done".into()));
+        let mut got = 0;
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                SourceMsg::Batch(b) => got += b.len(),
+                SourceMsg::Clock(_) => {}
+                SourceMsg::Done(_) => break,
+            }
+        }
+        assert_eq!(got, 3);
     }
 }

@@ -78,6 +78,8 @@ pub enum StoreError {
     },
     #[error("the store writer has stopped; see the log file for why")]
     Gone,
+    #[error("the store is busy (its write queue is full); press the key again in a moment")]
+    Busy,
     #[error("label not saved: {0}")]
     Write(String),
 }
@@ -328,7 +330,10 @@ impl Store {
         let (ack, rx) = oneshot::channel();
         self.tx
             .try_send(Command::Label(Box::new(label), ack))
-            .map_err(|_| StoreError::Gone)?;
+            .map_err(|e| match e {
+                std::sync::mpsc::TrySendError::Full(_) => StoreError::Busy,
+                std::sync::mpsc::TrySendError::Disconnected(_) => StoreError::Gone,
+            })?;
         Ok(rx)
     }
 
