@@ -48,6 +48,8 @@ pub struct Score {
 
 #[derive(Debug, Default)]
 struct Series {
+    /// Latest event-time minute observed.
+    last_minute: i64,
     open: VecDeque<(i64, f64)>,
     folded_through: Option<i64>,
     minutes: u64,
@@ -81,6 +83,7 @@ impl Detector {
         let gauge = obs.signal.is_gauge();
         let key = (obs.signal, obs.entity.clone());
         let series = self.series.entry(key).or_default();
+        series.last_minute = series.last_minute.max(obs.minute);
         let prior = self.priors.entry(obs.signal).or_default();
         // Fold minutes that can no longer receive late events into the baseline.
         while let Some(&(m, v)) = series.open.front() {
@@ -161,6 +164,13 @@ impl Detector {
             score.score = score.score.min(VOLUME_CAP);
         }
         score
+    }
+
+    /// Forgets series not seen since `before_minute`. A scanner's IP seen once would otherwise be
+    /// kept forever; after hours of silence its weighted rate has decayed to nothing anyway, and a
+    /// returning entity is judged against its population like a new one.
+    pub fn forget_idle(&mut self, before_minute: i64) {
+        self.series.retain(|_, s| s.last_minute >= before_minute);
     }
 
     /// Number of series tracked (for memory figures).
@@ -319,6 +329,15 @@ mod tests {
         assert!(d.observe(&obs(Signal::DiskUsedPct, "i-1", 121, 42.0)).score < 0.2);
         assert!(d.observe(&obs(Signal::DiskUsedPct, "i-1", 122, 95.0)).score > 0.8);
         assert!(d.observe(&obs(Signal::CpuUtil, "i-1", 122, 99.0)).score <= VOLUME_CAP);
+    }
+
+    #[test]
+    fn idle_series_are_forgotten() {
+        let mut d = Detector::new();
+        d.observe(&obs(Signal::VpcReject, "198.51.100.1", 10, 1.0));
+        d.observe(&obs(Signal::VpcReject, "198.51.100.2", 500, 1.0));
+        d.forget_idle(400);
+        assert_eq!(d.series_count(), 1);
     }
 
     #[test]

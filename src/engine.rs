@@ -16,6 +16,9 @@ use crate::window::{Extractor, Observation, SignalClass};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+/// Event-time minutes after which an entity's silent series is forgotten.
+const SERIES_IDLE_MIN: i64 = 6 * 60;
+
 /// Minutes of score history kept per source for the chart.
 pub const CHART_MINUTES: usize = 120;
 
@@ -160,6 +163,10 @@ impl Engine {
             let new_minute = self.clock_ms.div_euclid(60_000) != now_ms.div_euclid(60_000);
             self.clock_ms = now_ms;
             if new_minute {
+                let minute = now_ms.div_euclid(60_000);
+                if minute % 60 == 0 {
+                    self.detector.forget_idle(minute - SERIES_IDLE_MIN);
+                }
                 self.tracker.tick(now_ms);
                 for s in self.sources.values_mut() {
                     s.expire(now_ms);

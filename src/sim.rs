@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::timefmt::MONTHS;
+use crate::timefmt::{MONTHS, iso};
 
 const SEC: i64 = 1_000;
 const MIN: i64 = 60 * SEC;
@@ -392,15 +392,6 @@ fn civil(ms: i64) -> Civil {
         // 1970-01-01 was a Thursday.
         weekday: (ms.div_euclid(DAY) + 4).rem_euclid(7) as usize,
     }
-}
-
-/// CloudTrail `eventTime`: `2026-11-23T10:01:02Z`.
-pub fn fmt_iso8601(ms: i64) -> String {
-    let c = civil(ms);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        c.year, c.month, c.day, c.hour, c.min, c.sec
-    )
 }
 
 /// Lambda application-line time: `2026-11-23T10:01:02.123Z`.
@@ -955,7 +946,7 @@ fn identity(acct: &Account, p: &Person, ts: i64) -> UserIdentity {
             session_context: Some(json!({
                 "sessionIssuer": {"type": "Role", "principalId": p.role_id, "arn": role_arn,
                     "accountId": acct.id, "userName": p.m.name},
-                "attributes": {"creationDate": fmt_iso8601(ts - (ts.rem_euclid(6 * HOUR))),
+                "attributes": {"creationDate": iso(ts - (ts.rem_euclid(6 * HOUR))),
                     "mfaAuthenticated": "false"},
                 "ec2RoleDelivery": "2.0"
             })),
@@ -987,7 +978,7 @@ fn ct_line(
     let rec = CtRecord {
         event_version: "1.09",
         user_identity: who,
-        event_time: fmt_iso8601(ts),
+        event_time: iso(ts),
         event_source: c.source,
         event_name: c.name,
         aws_region: c.region,
@@ -3190,7 +3181,7 @@ mod tests {
 
     #[test]
     fn time_formatting_matches_known_dates() {
-        assert_eq!(fmt_iso8601(1_795_392_000_000), "2026-11-23T00:00:00Z");
+        assert_eq!(iso(1_795_392_000_000), "2026-11-23T00:00:00Z");
         assert_eq!(
             fmt_iso8601_ms(1_795_392_000_000 + 36_062_123),
             "2026-11-23T10:01:02.123Z"
@@ -3204,12 +3195,12 @@ mod tests {
             "[23/Nov/2026:10:01:02 +0000]"
         );
         // 2024-02-29T12:00:00Z, a leap day.
-        assert_eq!(fmt_iso8601(1_709_208_000_000), "2024-02-29T12:00:00Z");
+        assert_eq!(iso(1_709_208_000_000), "2024-02-29T12:00:00Z");
         assert_eq!(fmt_syslog(1_709_208_000_000), "Feb 29 12:00:00");
         // Day is space-padded in syslog: 2026-11-03.
         assert_eq!(fmt_syslog(1_795_392_000_000 - 20 * DAY), "Nov  3 00:00:00");
-        assert_eq!(fmt_iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(fmt_iso8601(-1_000), "1969-12-31T23:59:59Z");
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(-1_000), "1969-12-31T23:59:59Z");
         assert_eq!(
             fmt_rfc2822(1_795_392_000_000),
             "Mon, 23 Nov 2026 00:00:00 +0000"
@@ -3433,7 +3424,7 @@ mod tests {
                 g if g == ct => {
                     let v: Value = serde_json::from_str(m).unwrap();
                     assert_eq!(v["eventVersion"], "1.09");
-                    assert_eq!(v["eventTime"].as_str().unwrap(), fmt_iso8601(e.ts_ms));
+                    assert_eq!(v["eventTime"].as_str().unwrap(), iso(e.ts_ms));
                     for k in [
                         "eventSource",
                         "eventName",
