@@ -39,6 +39,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Console (or --headless) over files written by `demo --write` or exported CloudWatch events
     Replay(ReplayArgs),
+    /// Show what stormwatch makes of log files: format, entity and typed fields per record
+    Parse(ParseArgs),
     /// Measure detection against ground truth
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -83,6 +85,26 @@ pub struct ReplayArgs {
     /// With --headless: print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ParseArgs {
+    /// Log files: raw lines, CloudWatch JSON-lines exports, CloudTrail delivery files, subscription payloads
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Parse every record with this format instead of detecting it
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<crate::parse::Format>,
+    /// One JSON object per record on stdout: {"line_no","format","entity","level","fields"}
+    #[arg(long)]
+    pub jsonl: bool,
+}
+
+fn parse_format(s: &str) -> Result<crate::parse::Format, String> {
+    crate::parse::Format::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = crate::parse::Format::ALL.iter().map(|f| f.name()).collect();
+        format!("unknown format '{s}'; one of: {}", names.join(", "))
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,8 +153,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 console_demo(&cfg, args)
             }
         }
+        Some(Command::Parse(args)) => parse_files(&args),
         Some(Command::Replay(args)) => {
-            let records = source::read_files(&args.files)?;
+            let records = crate::files::read_files(&args.files)?;
             let title = format!("replay · {} file(s)", args.files.len());
             if args.headless {
                 headless(&cfg, records, &title, args.json)
@@ -201,6 +224,61 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `stormwatch parse`: every record with its format and fields; rejected records say why.
+fn parse_files(args: &ParseArgs) -> anyhow::Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut names = Interner::default();
+    for path in &args.files {
+        let records = crate::files::read_file(path, &mut names)?;
+        // One parser per file: per-source state (sshd sessions, flow formats) is the file's own.
+        let mut parser = crate::parse::Parser::with_format(args.format);
+        let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+        let mut rejected = 0u64;
+        for r in &records {
+            let doc = match parser.parse(&r.record) {
+                Ok(Some(p)) => {
+                    *counts.entry(p.format.name()).or_default() += 1;
+                    serde_json::json!({
+                        "line_no": r.line_no,
+                        "format": p.format,
+                        "entity": p.entity,
+                        "level": p.level,
+                        "fields": p.fields,
+                    })
+                }
+                Ok(None) => continue,
+                Err(e) => {
+                    rejected += 1;
+                    if !args.jsonl {
+                        eprintln!("{}:{}: rejected: {e}", path.display(), r.line_no);
+                    }
+                    serde_json::json!({"line_no": r.line_no, "format": null, "rejected": e.to_string()})
+                }
+            };
+            if args.jsonl {
+                serde_json::to_writer(&mut out, &doc)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        let summary: Vec<String> = counts.iter().map(|(f, n)| format!("{f} {n}")).collect();
+        let line = format!(
+            "{}: {} records ({}), {rejected} rejected",
+            path.display(),
+            records.len(),
+            summary.join(", ")
+        );
+        if args.jsonl {
+            eprintln!("{line}");
+        } else {
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn sim_config(cfg: &Config, args: &DemoArgs) -> SimConfig {

@@ -8,7 +8,7 @@
 
 use crate::detect::Detector;
 use crate::incident::{Crossing, Hit, Incident, Tracker};
-use crate::parse::{self, Level};
+use crate::parse::{Level, Parser};
 use crate::record::Record;
 use crate::safe_text::SafeText;
 use crate::template::{Miner, TemplateId};
@@ -124,6 +124,7 @@ pub struct Ingested {
 
 pub struct Engine {
     opts: EngineOptions,
+    parser: Parser,
     miner: Miner,
     extractor: Extractor,
     detector: Detector,
@@ -140,6 +141,7 @@ impl Engine {
     pub fn new(opts: EngineOptions) -> Self {
         Engine {
             opts,
+            parser: Parser::new(),
             miner: Miner::new(),
             extractor: Extractor::new(),
             detector: Detector::new(),
@@ -192,8 +194,10 @@ impl Engine {
         src.newest_event_ms = src.newest_event_ms.max(rec.ts_ms);
         src.lag_ms = (rec.arrival_ms - rec.ts_ms).max(0);
         src.count(now);
-        let parsed = match parse::parse(&rec) {
-            Ok(p) => p,
+        let parsed = match self.parser.parse(&rec) {
+            Ok(Some(p)) => p,
+            // A header line (it configured its source's format): nothing to score.
+            Ok(None) => return out,
             Err(e) => {
                 self.rejected += 1;
                 src.rejected += 1;

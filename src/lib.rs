@@ -15,9 +15,10 @@
 //! |---|---|
 //! | [`safe_text`] | makes untrusted text inert: escapes, bidi controls, NUL, invalid UTF-8, length cap |
 //! | [`record`] | the [`record::Record`] every source produces (arrival time, event time, group, stream, text) |
-//! | [`source`] | paces records into the console (history at once, then live at a speed); reads and writes replay files |
+//! | [`source`] | paces records into the console (history at once, then live at a speed); writes replay files |
+//! | [`files`] | reads exported logs: CloudWatch JSON lines, CloudTrail delivery files, subscription payloads, raw lines |
 //! | [`sim`] | the demo's simulated AWS account: real-format EC2, Lambda, S3, VPC and CloudTrail lines, injected incidents, distractors, ground truth |
-//! | [`parse`] | message → format, level, entity and typed fields (sshd, health, Lambda, S3 access, VPC flow, CloudTrail) |
+//! | [`parse`] | message → format, level, entity and typed fields: one module per format (syslog with sshd/sudo, Lambda, S3 access, VPC flow v2 and custom, CloudTrail, JSON, text) |
 //! | [`template`] | streaming template miner (Drain family) |
 //! | [`window`] | parsed events → per-entity signal observations by event-time minute, failure vs volume signals |
 //! | [`detect`] | scores each observation 0..1 against the series' own or its population's baseline, with an explanation |
@@ -43,6 +44,7 @@ pub mod config;
 pub mod detect;
 pub mod engine;
 pub mod eval;
+pub mod files;
 pub mod incident;
 pub mod logging;
 pub mod owner_only;

@@ -6,7 +6,7 @@ use crate::record::{Interner, Record};
 use crate::safe_text::SafeText;
 use crate::sim::SimEvent;
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
@@ -43,11 +43,6 @@ pub struct ExportedEvent {
 
 #[derive(Debug, Error)]
 pub enum SourceError {
-    #[error("cannot read {path}: {source}. Check the path and permissions.")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("cannot write {path}: {source}. Check that the directory is writable.")]
     Write {
         path: PathBuf,
@@ -85,66 +80,6 @@ pub fn write_events(path: &Path, events: &[SimEvent]) -> Result<(), SourceError>
         out.write_all(b"\n").map_err(werr)?;
     }
     out.flush().map_err(werr)
-}
-
-/// Reads replay files: JSON-lines exports are taken field by field; any other line is a raw log
-/// line of the file's own group, timed like the line before it. Records from all files are merged
-/// by arrival time (stable, so equal times keep file order).
-pub fn read_files(paths: &[PathBuf]) -> Result<Vec<Record>, SourceError> {
-    let mut names = Interner::default();
-    let mut out = Vec::new();
-    for path in paths {
-        let rerr = |source| SourceError::Read {
-            path: path.clone(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(rerr)?;
-        let file_group = names.get(&path.file_name().unwrap_or_default().to_string_lossy());
-        let stream = names.get("-");
-        let mut last_ts = 0;
-        let mut reader = BufReader::new(file);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            if reader.read_until(b'\n', &mut buf).map_err(rerr)? == 0 {
-                break;
-            }
-            while matches!(buf.last(), Some(b'\n' | b'\r')) {
-                buf.pop();
-            }
-            if buf.is_empty() {
-                continue;
-            }
-            let rec = match serde_json::from_slice::<ExportedEvent>(&buf) {
-                Ok(e) => {
-                    last_ts = e.ingestion_time.unwrap_or(e.timestamp);
-                    Record {
-                        arrival_ms: last_ts,
-                        ts_ms: e.timestamp,
-                        group: e
-                            .log_group_name
-                            .as_deref()
-                            .map_or_else(|| file_group.clone(), |g| names.get(g)),
-                        stream: e
-                            .log_stream_name
-                            .as_deref()
-                            .map_or_else(|| stream.clone(), |s| names.get(s)),
-                        text: SafeText::new(&e.message),
-                    }
-                }
-                Err(_) => Record {
-                    arrival_ms: last_ts,
-                    ts_ms: last_ts,
-                    group: file_group.clone(),
-                    stream: stream.clone(),
-                    text: SafeText::from_bytes(&buf),
-                },
-            };
-            out.push(rec);
-        }
-    }
-    out.sort_by_key(|r| r.arrival_ms);
-    Ok(out)
 }
 
 /// Plays `records` into `tx`: everything that arrived before `live_from_ms` at once (history the
@@ -226,7 +161,7 @@ mod tests {
         write_events(&p, std::slice::from_ref(&ev)).unwrap();
         let raw = dir.path().join("raw.log");
         std::fs::write(&raw, b"hostile \x1b[31m\xff line\n").unwrap();
-        let recs = read_files(&[p, raw]).unwrap();
+        let recs = crate::files::read_files(&[p, raw]).unwrap();
         assert_eq!(recs.len(), 2);
         let r = recs.iter().find(|r| &*r.group == "/aws/lambda/f").unwrap();
         assert_eq!((r.arrival_ms, r.ts_ms, &*r.stream), (2_000, 1_000, "s"));

@@ -47,6 +47,43 @@ pub fn short(ms: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
 }
 
+/// Days since 1970-01-01 of a civil date (inverse of [`civil_from_days`]).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Epoch ms of `YYYY-MM-DDTHH:MM:SS[.fff]Z` (CloudTrail `eventTime`, Lambda's ISO times).
+pub fn parse_iso(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !matches!(b.get(10), Some(b'T' | b' '))
+    {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut ms = 0;
+    if b.get(19) == Some(&b'.') {
+        let frac: String = s[20..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .take(3)
+            .collect();
+        ms = format!("{frac:0<3}").parse().ok()?;
+    }
+    let days = days_from_civil(y, mo as u32, d as u32);
+    Some(((days * 24 + h) * 60 + mi) * 60_000 + se * 1000 + ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +94,9 @@ mod tests {
         assert_eq!(iso(951_782_400_000), "2000-02-29T00:00:00Z");
         assert_eq!(iso(0), "1970-01-01T00:00:00Z");
         assert_eq!(hms(1_795_392_000_000 + 3_723_000), "01:02:03");
+        assert_eq!(parse_iso("2026-11-23T00:00:00Z"), Some(1_795_392_000_000));
+        assert_eq!(parse_iso("2000-02-29T00:00:00.5Z"), Some(951_782_400_500));
+        assert_eq!(parse_iso("2000-13-29T00:00:00Z"), None);
+        assert_eq!(parse_iso("nope"), None);
     }
 }

@@ -149,24 +149,31 @@ impl Extractor {
         let entity = p.entity.as_deref().unwrap_or(&rec.stream);
         match &p.fields {
             Fields::Ssh {
-                outcome: SshOutcome::Failed | SshOutcome::InvalidUser | SshOutcome::AuthFailure,
+                outcome:
+                    SshOutcome::Failed
+                    | SshOutcome::InvalidUser
+                    | SshOutcome::AuthFailure
+                    | SshOutcome::NotAllowed,
                 remote_host: Some(host),
                 ..
             } => push(Signal::SshAuthFailure, host, vec![entity.to_string()], 1.0),
             Fields::Vpc {
                 action: FlowAction::Reject,
-                src,
+                src: Some(src),
                 interface,
                 ..
-            } => push(Signal::VpcReject, src, vec![interface.clone()], 1.0),
+            } => push(
+                Signal::VpcReject,
+                src,
+                interface.iter().cloned().collect(),
+                1.0,
+            ),
             Fields::LambdaTimeout { .. } => {
                 let links = self.recent_endpoints(entity, minute);
                 push(Signal::LambdaTimeout, entity, links, 1.0)
             }
-            Fields::LambdaStart if rec.text.as_str().starts_with("START") => {
-                push(Signal::LambdaInvocations, entity, vec![], 1.0)
-            }
-            Fields::LambdaApp if p.level == Level::Error => {
+            Fields::LambdaStart { .. } => push(Signal::LambdaInvocations, entity, vec![], 1.0),
+            Fields::LambdaApp { .. } if p.level == Level::Error => {
                 // Functions failing against the same endpoint share a cause: link them by it.
                 let found = endpoints(rec.text.as_str());
                 if !found.is_empty() {

@@ -1,0 +1,404 @@
+//! Raw message → format, level, entity and typed fields.
+//!
+//! One module per AWS format. A format parser only claims lines that have its shape; a line that
+//! has a format's shape but broken fields is a [`ParseError`] the source counts and shows, never a
+//! panic. Format is chosen per source (the log group name says a lot: `/aws/lambda/...` holds only
+//! Lambda output) and per line by shape; `--format` overrides both. The [`Parser`] keeps the little
+//! state some formats need: sshd's per-connection remote host (later lines of a session do not
+//! repeat it) and VPC Flow Logs custom formats (from a header line or configuration).
+
+mod cloudtrail;
+mod json;
+mod lambda;
+mod s3;
+mod syslog;
+mod text;
+mod vpc;
+
+pub use vpc::FlowFormat;
+
+use crate::record::Record;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use thiserror::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Syslog,
+    Lambda,
+    S3Access,
+    VpcFlow,
+    CloudTrail,
+    Json,
+    Text,
+}
+
+impl Format {
+    pub const ALL: [Format; 7] = [
+        Format::Syslog,
+        Format::Lambda,
+        Format::S3Access,
+        Format::VpcFlow,
+        Format::CloudTrail,
+        Format::Json,
+        Format::Text,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Syslog => "syslog",
+            Format::Lambda => "lambda",
+            Format::S3Access => "s3_access",
+            Format::VpcFlow => "vpc_flow",
+            Format::CloudTrail => "cloudtrail",
+            Format::Json => "json",
+            Format::Text => "text",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SshOutcome {
+    Accepted,
+    Failed,
+    InvalidUser,
+    AuthFailure,
+    /// Refused by configuration (DenyUsers, AllowGroups...).
+    NotAllowed,
+    /// A connection dropped before authenticating, or a protocol failure: scanners' signature.
+    Preauth,
+    Closed,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum FlowAction {
+    Accept,
+    Reject,
+    #[serde(rename = "-")]
+    None,
+}
+
+/// A CloudTrail event's fields that identify who did what from where.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct TrailEvent {
+    pub event_time: String,
+    pub event_source: String,
+    pub event_name: String,
+    pub region: String,
+    pub principal_arn: String,
+    pub access_key: Option<String>,
+    pub identity_type: String,
+    pub source_ip: String,
+    pub user_agent: String,
+    pub error_code: Option<String>,
+    pub mfa: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fields {
+    Ssh {
+        outcome: SshOutcome,
+        user: Option<String>,
+        remote_host: Option<String>,
+        port: Option<u16>,
+    },
+    Sudo {
+        user: String,
+        run_as: Option<String>,
+        command: Option<String>,
+        denied: bool,
+    },
+    /// A host health line: disk and CPU utilisation in percent.
+    Health {
+        disk_pct: Option<f64>,
+        cpu_pct: Option<f64>,
+    },
+    /// "No space left on device" and its kernel cousins.
+    DiskFull,
+    Kernel,
+    CloudInit,
+    /// Any other syslog program line.
+    Program {
+        program: String,
+    },
+    LambdaInit {
+        runtime: Option<String>,
+    },
+    LambdaStart {
+        request_id: String,
+    },
+    LambdaEnd {
+        request_id: String,
+    },
+    LambdaReport {
+        request_id: String,
+        duration_ms: f64,
+        billed_ms: Option<f64>,
+        memory_mb: f64,
+        max_memory_mb: f64,
+        init_ms: Option<f64>,
+        status: Option<String>,
+    },
+    LambdaTimeout {
+        request_id: Option<String>,
+        seconds: f64,
+    },
+    /// An application line (its level says whether it is an error).
+    LambdaApp {
+        request_id: Option<String>,
+        error_type: Option<String>,
+    },
+    S3 {
+        bucket: String,
+        remote_ip: String,
+        requester: String,
+        operation: String,
+        key: Option<String>,
+        status: Option<u16>,
+        error_code: Option<String>,
+        bytes_sent: Option<u64>,
+        user_agent: Option<String>,
+    },
+    Vpc {
+        interface: Option<String>,
+        src: Option<String>,
+        dst: Option<String>,
+        src_port: Option<u16>,
+        dst_port: Option<u16>,
+        protocol: Option<u8>,
+        action: FlowAction,
+        log_status: Option<String>,
+        instance_id: Option<String>,
+    },
+    Trail(Box<TrailEvent>),
+    Json {
+        message: Option<String>,
+    },
+    Plain,
+}
+
+/// What parsing made of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub format: Format,
+    pub level: Level,
+    /// The resource the line is about: instance id, function, bucket, ENI, access key.
+    pub entity: Option<String>,
+    pub fields: Fields,
+    /// Byte offset where the message body starts (after syslog or Lambda prefixes): the template
+    /// miner sees only the body so timestamps and hosts do not split templates.
+    pub body_start: usize,
+}
+
+#[derive(Debug, Error, PartialEq)]
+pub enum ParseError {
+    #[error("{format:?} line with a broken field: {what}")]
+    Field { format: Format, what: &'static str },
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    #[error("line does not have the {0:?} shape")]
+    Shape(Format),
+}
+
+impl ParseError {
+    fn field(format: Format, what: &'static str) -> Self {
+        ParseError::Field { format, what }
+    }
+}
+
+/// Parses records, remembering per-source state. One per engine (or per `parse` run).
+#[derive(Debug, Default)]
+pub struct Parser {
+    /// Format forced for every record (`--format`).
+    forced: Option<Format>,
+    sshd: syslog::SshdSessions,
+    flow_formats: HashMap<String, FlowFormat>,
+    /// Sources recognised as Lambda output by a platform line: all their lines are Lambda's.
+    lambda_sources: HashSet<String>,
+}
+
+impl Parser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_format(format: Option<Format>) -> Self {
+        Parser {
+            forced: format,
+            ..Self::default()
+        }
+    }
+
+    /// Declares the VPC Flow Logs format of a source (from `DescribeFlowLogs` or config).
+    pub fn set_flow_format(&mut self, group: &str, format: FlowFormat) {
+        self.flow_formats.insert(group.to_string(), format);
+    }
+
+    /// Parses one record. `Ok(None)` is a line that is not a record (a flow-log header, which
+    /// sets the source's format).
+    pub fn parse(&mut self, rec: &Record) -> Result<Option<Parsed>, ParseError> {
+        let text = rec.text.as_str();
+        let group = &*rec.group;
+        let format = match self.forced {
+            Some(f) => f,
+            None => self.detect(group, text),
+        };
+        if format == Format::Lambda
+            && !self.lambda_sources.contains(group)
+            && self.lambda_sources.len() < 10_000
+        {
+            self.lambda_sources.insert(group.to_string());
+        }
+        match format {
+            Format::Lambda => Ok(Some(lambda::parse(text, lambda_function(group)))),
+            Format::CloudTrail => cloudtrail::parse(text).map(Some),
+            Format::VpcFlow => {
+                if let Some(header) = FlowFormat::from_header(text) {
+                    self.flow_formats.insert(group.to_string(), header);
+                    return Ok(None);
+                }
+                let fmt = self.flow_formats.get(group).cloned().unwrap_or_default();
+                vpc::parse(text, &fmt).map(Some)
+            }
+            Format::S3Access => s3::parse(text).map(Some),
+            Format::Syslog => syslog::parse(text, &rec.stream, &mut self.sshd).map(Some),
+            Format::Json => json::parse(text).map(Some),
+            Format::Text => Ok(Some(text::parse(text))),
+        }
+    }
+
+    fn detect(&self, group: &str, text: &str) -> Format {
+        if group.starts_with("/aws/lambda/") || self.lambda_sources.contains(group) {
+            return Format::Lambda;
+        }
+        let t = text.trim_start();
+        if t.starts_with('{') {
+            if group.to_ascii_lowercase().contains("cloudtrail")
+                || (t.contains("\"eventSource\"") && t.contains("\"eventName\""))
+            {
+                return Format::CloudTrail;
+            }
+            return Format::Json;
+        }
+        if self.flow_formats.contains_key(group)
+            || vpc::looks_like_default(text)
+            || FlowFormat::from_header(text).is_some()
+        {
+            return Format::VpcFlow;
+        }
+        if s3::looks_like(text) {
+            return Format::S3Access;
+        }
+        if syslog::looks_like(text) {
+            return Format::Syslog;
+        }
+        if lambda::looks_like(text) {
+            return Format::Lambda;
+        }
+        Format::Text
+    }
+}
+
+/// The function name of a `/aws/lambda/<name>` group, or the group itself.
+fn lambda_function(group: &str) -> &str {
+    group.strip_prefix("/aws/lambda/").unwrap_or(group)
+}
+
+/// Level from the usual words; tolerant of `[ERROR]`, `ERROR:`, `level=error`.
+pub fn detect_level(text: &str) -> Level {
+    let head = &text[..floor_char_boundary(text, 400)];
+    let mut level = Level::Info;
+    for word in head.split(|c: char| !c.is_ascii_alphabetic()) {
+        let l = match word {
+            "ERROR" | "Error" | "error" | "FATAL" | "Fatal" | "fatal" | "CRITICAL" | "CRIT"
+            | "EMERG" | "ALERT" | "SEVERE" | "Exception" | "Traceback" | "panicked" => Level::Error,
+            "WARN" | "WARNING" | "Warning" | "warning" | "warn" => Level::Warn,
+            "DEBUG" | "TRACE" => Level::Debug,
+            _ => continue,
+        };
+        if l > level {
+            level = l;
+        }
+    }
+    level
+}
+
+pub(crate) fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    if i >= s.len() {
+        return s.len();
+    }
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::safe_text::SafeText;
+
+    pub(super) fn rec(group: &str, stream: &str, text: &str) -> Record {
+        Record {
+            arrival_ms: 0,
+            ts_ms: 0,
+            group: group.into(),
+            stream: stream.into(),
+            text: SafeText::new(text),
+        }
+    }
+
+    pub(super) fn one(group: &str, stream: &str, text: &str) -> Parsed {
+        Parser::new()
+            .parse(&rec(group, stream, text))
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn format_is_chosen_by_group_then_shape() {
+        assert_eq!(one("/aws/lambda/f", "s", "hello").format, Format::Lambda);
+        assert_eq!(
+            one(
+                "g",
+                "s",
+                r#"{"eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#
+            )
+            .format,
+            Format::CloudTrail
+        );
+        assert_eq!(
+            one("g", "s", r#"{"level":"info","msg":"x"}"#).format,
+            Format::Json
+        );
+        assert_eq!(
+            one("g", "s", "2024-01-01 10:00:00 WARN something").format,
+            Format::Text
+        );
+        assert_eq!(Format::from_name("vpc_flow"), Some(Format::VpcFlow));
+    }
+
+    #[test]
+    fn forced_format_rejects_what_does_not_fit() {
+        let mut p = Parser::with_format(Some(Format::S3Access));
+        assert!(p.parse(&rec("g", "s", "not an access log")).is_err());
+    }
+}

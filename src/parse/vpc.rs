@@ -1,0 +1,222 @@
+//! VPC Flow Logs: the default version-2 format (14 fields) and custom formats, which list any
+//! fields in any order and must be read by name. The format comes from the header line of
+//! S3-delivered files, from configuration, or (for CloudWatch delivery, where there is no header)
+//! from `DescribeFlowLogs`; a line is never guessed from its field count alone.
+
+use super::{Fields, FlowAction, Format, Level, ParseError, Parsed};
+
+/// Field names every version defines, for recognising header lines.
+const KNOWN: &[&str] = &[
+    "version",
+    "account-id",
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+    "vpc-id",
+    "subnet-id",
+    "instance-id",
+    "tcp-flags",
+    "type",
+    "pkt-srcaddr",
+    "pkt-dstaddr",
+    "region",
+    "az-id",
+    "sublocation-type",
+    "sublocation-id",
+    "pkt-src-aws-service",
+    "pkt-dst-aws-service",
+    "flow-direction",
+    "traffic-path",
+    "ecs-cluster-arn",
+    "ecs-cluster-name",
+    "ecs-container-instance-arn",
+    "ecs-container-instance-id",
+    "ecs-container-id",
+    "ecs-second-container-id",
+    "ecs-service-name",
+    "ecs-task-definition-arn",
+    "ecs-task-arn",
+    "ecs-task-id",
+    "reject-reason",
+];
+
+const DEFAULT_V2: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status";
+
+/// The ordered field names of a flow log format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowFormat {
+    names: Vec<String>,
+}
+
+impl Default for FlowFormat {
+    fn default() -> Self {
+        FlowFormat::parse(DEFAULT_V2).unwrap_or(FlowFormat { names: Vec::new() })
+    }
+}
+
+impl FlowFormat {
+    /// From `version srcaddr ...` or `${version} ${srcaddr} ...` (the `LogFormat` of the API).
+    pub fn parse(spec: &str) -> Option<FlowFormat> {
+        let names: Vec<String> = spec
+            .split_whitespace()
+            .map(|n| n.trim_start_matches("${").trim_end_matches('}').to_string())
+            .collect();
+        let known = !names.is_empty() && names.iter().all(|n| KNOWN.contains(&n.as_str()));
+        known.then_some(FlowFormat { names })
+    }
+
+    /// A header line of an S3-delivered file: only field names.
+    pub fn from_header(line: &str) -> Option<FlowFormat> {
+        Self::parse(line).filter(|f| f.names.len() >= 2)
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+}
+
+/// A default-format record: `2 <account> eni-... ` with 14 fields.
+pub fn looks_like_default(text: &str) -> bool {
+    let mut it = text.split(' ');
+    it.next() == Some("2") && {
+        let _account = it.next();
+        it.next().is_some_and(|i| i.starts_with("eni-")) && text.split(' ').count() == 14
+    }
+}
+
+pub fn parse(text: &str, format: &FlowFormat) -> Result<Parsed, ParseError> {
+    let values: Vec<&str> = text.split_whitespace().collect();
+    if values.len() != format.names.len() {
+        return Err(ParseError::field(
+            Format::VpcFlow,
+            "field count differs from the format",
+        ));
+    }
+    let get = |name: &str| format.index(name).map(|i| values[i]).filter(|v| *v != "-");
+    let num = |name: &'static str| -> Result<Option<u16>, ParseError> {
+        get(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ParseError::field(Format::VpcFlow, name))
+            })
+            .transpose()
+    };
+    let action = match get("action") {
+        Some("ACCEPT") => FlowAction::Accept,
+        Some("REJECT") => FlowAction::Reject,
+        None => FlowAction::None,
+        Some(_) => return Err(ParseError::field(Format::VpcFlow, "action")),
+    };
+    let log_status = get("log-status").map(str::to_string);
+    if let Some(s) = &log_status
+        && !matches!(s.as_str(), "OK" | "NODATA" | "SKIPDATA")
+    {
+        return Err(ParseError::field(Format::VpcFlow, "log-status"));
+    }
+    let protocol = get("protocol")
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ParseError::field(Format::VpcFlow, "protocol"))
+        })
+        .transpose()?;
+    let interface = get("interface-id").map(str::to_string);
+    Ok(Parsed {
+        format: Format::VpcFlow,
+        level: Level::Info,
+        entity: interface.clone(),
+        fields: Fields::Vpc {
+            interface,
+            src: get("srcaddr").map(str::to_string),
+            dst: get("dstaddr").map(str::to_string),
+            src_port: num("srcport")?,
+            dst_port: num("dstport")?,
+            protocol,
+            action,
+            log_status,
+            instance_id: get("instance-id").map(str::to_string),
+        },
+        body_start: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Parser;
+    use super::super::tests::{one, rec};
+    use super::*;
+
+    #[test]
+    fn default_format() {
+        let p = one(
+            "/vpc/flow-logs",
+            "eni-1",
+            "2 123456789012 eni-0a1b2c3d 203.0.113.12 10.0.1.23 50122 3389 6 1 40 1795399200 1795399260 REJECT OK",
+        );
+        assert!(matches!(
+            p.fields,
+            Fields::Vpc {
+                action: FlowAction::Reject,
+                dst_port: Some(3389),
+                ..
+            }
+        ));
+        let p = one(
+            "/vpc/flow-logs",
+            "eni-1",
+            "2 123456789010 eni-1235b8ca123456789 - - - - - - - 1431280876 1431280934 - NODATA",
+        );
+        assert!(
+            matches!(p.fields, Fields::Vpc { action: FlowAction::None, ref log_status, .. } if log_status.as_deref() == Some("NODATA"))
+        );
+        assert!(
+            parse(
+                "2 1 eni-1 a b c x 6 1 40 1 2 REJECT OK",
+                &FlowFormat::default()
+            )
+            .is_err()
+        );
+        assert!(
+            parse(
+                "2 1 eni-1 a b 1 2 6 1 40 1 2 MAYBE OK",
+                &FlowFormat::default()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn custom_format_from_header_or_config() {
+        let mut p = Parser::new();
+        let g = "flows";
+        assert!(p.parse(&rec(g, "s", "version vpc-id subnet-id instance-id interface-id account-id type srcaddr dstaddr srcport dstport pkt-srcaddr pkt-dstaddr protocol bytes packets start end action tcp-flags log-status")).unwrap().is_none());
+        let line = "3 vpc-abcdefab012345678 subnet-aaaaaaaa012345678 i-01234567890123456 eni-1235b8ca123456789 123456789010 IPv4 52.213.180.42 10.0.0.62 43416 5001 52.213.180.42 10.0.0.62 6 568 8 1566848875 1566848933 ACCEPT 2 OK";
+        let r = p.parse(&rec(g, "s", line)).unwrap().unwrap();
+        assert!(
+            matches!(r.fields, Fields::Vpc { dst_port: Some(5001), ref instance_id, .. } if instance_id.as_deref() == Some("i-01234567890123456"))
+        );
+        let fmt = FlowFormat::parse("${version} ${srcaddr} ${dstaddr} ${action}").unwrap();
+        let mut q = Parser::new();
+        q.set_flow_format("other", fmt);
+        let r = q
+            .parse(&rec("other", "s", "5 10.0.0.1 10.0.0.2 REJECT"))
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            r.fields,
+            Fields::Vpc {
+                action: FlowAction::Reject,
+                ..
+            }
+        ));
+        assert!(FlowFormat::parse("version bogus-field").is_none());
+    }
+}
