@@ -129,6 +129,18 @@ pub enum EvalCommand {
         #[arg(long, value_name = "FILE")]
         emit: Option<PathBuf>,
     },
+    /// Mine templates from loghub-2k systems and score grouping and parsing accuracy
+    Templates {
+        /// A loghub-2k directory: one folder per system with <S>_2k.log_structured.csv
+        #[arg(long, value_name = "DIR")]
+        loghub: PathBuf,
+        /// Print one JSON document on stdout (the human table goes to stderr)
+        #[arg(long)]
+        json: bool,
+        /// Write per-system predictions in logpai/logparser's layout to this directory (overwritten)
+        #[arg(long, value_name = "DIR")]
+        emit: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,7 +193,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let threads = threads.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             });
-            let res = eval::demo(
+            let res = eval::demo::demo(
                 first_seed,
                 seeds,
                 baseline_hours,
@@ -200,6 +212,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 eprint!("{}", res.render());
                 println!("{doc}");
+            } else {
+                print!("{}", res.render());
+            }
+            Ok(())
+        }
+        Some(Command::Eval(EvalCommand::Templates { loghub, json, emit })) => {
+            let res = eval::templates::run(&loghub, emit.as_deref())?;
+            if json {
+                eprint!("{}", res.render());
+                println!("{}", serde_json::to_string_pretty(&res)?);
             } else {
                 print!("{}", res.render());
             }
