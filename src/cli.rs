@@ -44,6 +44,9 @@ pub enum Command {
     /// Measure detection against ground truth
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Throughput figures (one thread, empty state, no store)
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Show where configuration lives, or print the default configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -144,6 +147,22 @@ pub enum EvalCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Lines/s of the template miner alone and of parse + template on a mixed corpus
+    Templates {
+        /// Add the Content lines of a loghub-2k directory to the simulated account's lines
+        #[arg(long, value_name = "DIR")]
+        loghub: Option<PathBuf>,
+        /// Write the corpus, one line per record, for other miners to run on the same lines
+        #[arg(long, value_name = "FILE")]
+        write_corpus: Option<PathBuf>,
+        /// Print one JSON document on stdout
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the config file and data dir in use
     Path,
@@ -219,6 +238,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Eval(EvalCommand::Templates { loghub, json, emit })) => {
             let res = eval::templates::run(&loghub, emit.as_deref())?;
+            if json {
+                eprint!("{}", res.render());
+                println!("{}", serde_json::to_string_pretty(&res)?);
+            } else {
+                print!("{}", res.render());
+            }
+            Ok(())
+        }
+        Some(Command::Bench(BenchCommand::Templates {
+            loghub,
+            write_corpus,
+            json,
+        })) => {
+            let res = crate::bench::templates(loghub.as_deref(), write_corpus.as_deref())
+                .context("cannot read the loghub directory or write the corpus")?;
             if json {
                 eprint!("{}", res.render());
                 println!("{}", serde_json::to_string_pretty(&res)?);
@@ -485,10 +519,25 @@ fn console(
     let session = format!("{started:x}-{}", std::process::id());
     store.start_session(&session, started, "console", &title);
     tracing::info!(%session, %title, store = %store.path().display(), "console starting");
-    let engine = Engine::new(EngineOptions {
+    let opts = EngineOptions {
         threshold: cfg.engine.threshold,
         tail_lines: cfg.ui.tail_lines.max(100),
-    });
+    };
+    // Templates mined in earlier runs keep their ids; a state this build cannot read starts over.
+    let engine = match store::load_miner(&data_dir) {
+        Ok(Some(state)) => match crate::template::Miner::from_json(&state) {
+            Ok(miner) => Engine::with_miner(opts, miner),
+            Err(e) => {
+                tracing::warn!("saved templates unreadable, starting fresh: {e}");
+                Engine::new(opts)
+            }
+        },
+        Ok(None) => Engine::new(opts),
+        Err(e) => {
+            tracing::warn!("cannot read saved templates: {e}");
+            Engine::new(opts)
+        }
+    };
     let mut app = App::new(engine, title, session.clone());
     app.speed = speed;
     app.color = cfg.ui.color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -510,6 +559,7 @@ fn console(
     for i in app.engine.incidents() {
         store.save_incident(incident_row(&app.session, i));
     }
+    ui::save_templates(&store, &app);
     drop(store);
     writer.join();
     rt.shutdown_background();

@@ -139,10 +139,15 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(opts: EngineOptions) -> Self {
+        Self::with_miner(opts, Miner::new())
+    }
+
+    /// An engine that continues with templates mined earlier (restored from the store).
+    pub fn with_miner(opts: EngineOptions, miner: Miner) -> Self {
         Engine {
             opts,
             parser: Parser::new(),
-            miner: Miner::new(),
+            miner,
             extractor: Extractor::new(),
             detector: Detector::new(),
             tracker: Tracker::new(),
@@ -309,6 +314,10 @@ impl Engine {
 
     pub fn template_text(&self, id: TemplateId) -> String {
         self.miner.template(id)
+    }
+
+    pub fn miner(&self) -> &Miner {
+        &self.miner
     }
 
     pub fn template_count(&self) -> usize {

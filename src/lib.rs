@@ -26,7 +26,8 @@
 //! | [`engine`] | wires the stages; keeps per-source counters, the tail and score history for the console |
 //! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels; versioned migrations |
 //! | [`ui`] | the console: ratatui view, key handling, label flow |
-//! | [`eval`] | `eval demo`: the engine against the simulator's ground truth |
+//! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval templates` (the miner against loghub) |
+//! | [`bench`] | `bench templates`: miner and parse + template throughput on a mixed corpus |
 //! | [`config`] | TOML config and the paths it controls |
 //! | [`logging`] | the file log (stdout belongs to the console) |
 //! | [`owner_only`] | creates the store's and the log's files and directory readable by their owner only |
@@ -39,6 +40,7 @@
 //! records it is fed, so live, replay and evaluation runs over the same records give the same
 //! scores. The simulator's randomness comes from one seed (`demo.seed` in the config, `--seed`).
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod detect;

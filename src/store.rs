@@ -19,7 +19,8 @@ use tokio::sync::oneshot;
 pub const DB_FILE: &str = "stormwatch.db";
 
 /// Schema steps; entry `i` takes the store from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sessions (
     id          TEXT PRIMARY KEY,
     started_ms  INTEGER NOT NULL,
@@ -55,7 +56,15 @@ CREATE TABLE labels (
     note          TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX labels_by_target ON labels (target_kind, target_id);
-"#];
+"#,
+    r#"
+CREATE TABLE miner_state (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    saved_ms  INTEGER NOT NULL,
+    state     TEXT NOT NULL
+);
+"#,
+];
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -143,6 +152,10 @@ enum Command {
     },
     Label(Box<Label>, oneshot::Sender<Result<i64, String>>),
     Incident(IncidentRow),
+    MinerState {
+        saved_ms: i64,
+        state: String,
+    },
 }
 
 /// Handle to the writer thread. Cloneable; the thread stops when every handle is dropped.
@@ -228,6 +241,18 @@ pub fn reader(dir: &Path) -> Result<Connection, StoreError> {
     })
 }
 
+/// The miner state saved by the last run, if any.
+pub fn load_miner(dir: &Path) -> Result<Option<String>, StoreError> {
+    let conn = reader(dir)?;
+    match conn.query_row("SELECT state FROM miner_state WHERE id = 1", [], |r| {
+        r.get(0)
+    }) {
+        Ok(s) => Ok(Some(s)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn writer(mut conn: Connection, rx: Receiver<Command>) {
     while let Ok(cmd) = rx.recv() {
         match cmd {
@@ -241,6 +266,15 @@ fn writer(mut conn: Connection, rx: Receiver<Command>) {
             Command::Incident(row) => {
                 if let Err(e) = upsert_incident(&conn, &row) {
                     tracing::error!("incident not saved: {e}");
+                }
+            }
+            Command::MinerState { saved_ms, state } => {
+                if let Err(e) = conn.execute(
+                    "INSERT INTO miner_state (id, saved_ms, state) VALUES (1, ?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET saved_ms = excluded.saved_ms, state = excluded.state",
+                    params![saved_ms, state],
+                ) {
+                    tracing::error!("templates not saved: {e}");
                 }
             }
             Command::Session {
@@ -348,6 +382,18 @@ impl Store {
             .map_err(StoreError::Write)
     }
 
+    /// Saves the template miner's state; the next console run reloads it, so template ids stay
+    /// stable across runs. A full queue skips this save; the next one carries everything.
+    pub fn save_miner(&self, saved_ms: i64, state: String) {
+        if self
+            .tx
+            .try_send(Command::MinerState { saved_ms, state })
+            .is_err()
+        {
+            tracing::warn!("store queue full: template save skipped");
+        }
+    }
+
     /// Incidents are context for labels, not acknowledged: a full queue drops the update, and the
     /// next update of the same incident carries the newest state anyway.
     pub fn save_incident(&self, row: IncidentRow) {
@@ -405,6 +451,54 @@ mod tests {
         }
         drop(store);
         thread.join();
+    }
+
+    #[test]
+    fn every_earlier_schema_version_migrates_and_keeps_its_labels() {
+        for start in 1..=MIGRATIONS.len() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(DB_FILE);
+            {
+                let mut c = Connection::open(&path).unwrap();
+                for (i, step) in MIGRATIONS.iter().take(start).enumerate() {
+                    c.execute_batch(step).unwrap();
+                    c.pragma_update(None, "user_version", (i + 1) as i64)
+                        .unwrap();
+                }
+                insert_label(&mut c, &label("old")).unwrap();
+            }
+            let (store, thread) = open(dir.path()).unwrap();
+            store.save_label_blocking(label("new")).unwrap();
+            drop(store);
+            thread.join();
+            let r = reader(dir.path()).unwrap();
+            let v: i64 = r
+                .pragma_query_value(None, "user_version", |x| x.get(0))
+                .unwrap();
+            let n: i64 = r
+                .query_row("SELECT count(*) FROM labels", [], |x| x.get(0))
+                .unwrap();
+            assert_eq!(
+                (v as usize, n),
+                (MIGRATIONS.len(), 2),
+                "from version {start}"
+            );
+        }
+    }
+
+    #[test]
+    fn miner_state_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, thread) = open(dir.path()).unwrap();
+        assert_eq!(load_miner(dir.path()).unwrap(), None);
+        store.save_miner(1, "{\"a\":1}".into());
+        store.save_miner(2, "{\"a\":2}".into());
+        drop(store);
+        thread.join();
+        assert_eq!(
+            load_miner(dir.path()).unwrap().as_deref(),
+            Some("{\"a\":2}")
+        );
     }
 
     #[test]

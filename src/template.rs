@@ -9,6 +9,7 @@
 //! becomes a parameter and the affected templates merge, with ids redirected so earlier
 //! lines follow them. Fixed thresholds, no per-system tuning.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -39,7 +40,7 @@ struct Piece {
 }
 
 /// Per-position statistics of a coarse cluster.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Column {
     /// Too many distinct values were seen here: the position is a parameter.
     var: bool,
@@ -50,7 +51,7 @@ struct Column {
 /// A Drain-style cluster of lines with the same length and similar literals. Lines
 /// inside it are further split into templates by the values at its low-cardinality
 /// positions.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Coarse {
     /// Literal where every member agreed so far; `None` otherwise.
     tokens: Vec<Option<Box<str>>>,
@@ -91,7 +92,7 @@ fn cell_hash(i: usize, value: &str) -> u64 {
     mix(hash_bytes(value.as_bytes()), i as u64 + 1)
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Template {
     /// `None` marks a variable position.
     tokens: Vec<Option<Box<str>>>,
@@ -137,7 +138,9 @@ fn hash_bytes(bytes: &[u8]) -> u64 {
     h
 }
 
-#[derive(Debug, Default)]
+/// The miner's whole state is serialisable so the store can keep templates (and their ids)
+/// across runs; the scratch buffers are rebuilt.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Miner {
     coarse: Vec<Coarse>,
     templates: Vec<Template>,
@@ -148,7 +151,9 @@ pub struct Miner {
     /// length -> all coarse clusters of that length, searched when the bucket has no match.
     by_len: IdMap<Vec<u32>>,
     live: usize,
+    #[serde(skip)]
     scratch: Tokens,
+    #[serde(skip)]
     cells: Vec<u64>,
 }
 
@@ -715,6 +720,16 @@ impl Miner {
         self.live == 0
     }
 
+    /// The miner's state as JSON, for the store.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+
+    /// A miner restored from [`Miner::to_json`]: the same templates under the same ids.
+    pub fn from_json(state: &str) -> Result<Miner, serde_json::Error> {
+        serde_json::from_str(state)
+    }
+
     /// The values at the template's variable positions for this line (for token-value signals).
     pub fn parameters(&self, id: TemplateId, line: &str) -> Vec<String> {
         let mut toks = Tokens::default();
@@ -742,6 +757,22 @@ impl Miner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restored_miner_keeps_ids_and_templates() {
+        let mut m = Miner::new();
+        let a = m.mine("Failed password for root from 10.0.0.1 port 22 ssh2");
+        let b = m.mine("disk / used=41% avail=11.8G");
+        let mut r = Miner::from_json(&m.to_json().unwrap()).unwrap();
+        assert_eq!(
+            r.mine("Failed password for root from 10.9.9.9 port 23 ssh2"),
+            m.canonical(a)
+        );
+        assert_eq!(r.template(b), m.template(b));
+        let c = r.mine("a brand new line");
+        assert_eq!(m.mine("a brand new line"), c);
+        assert!(Miner::from_json("{").is_err());
+    }
 
     #[test]
     fn groups_sshd_like_lines() {

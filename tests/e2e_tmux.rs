@@ -170,4 +170,10 @@ fn demo_console_shows_an_incident_and_saves_a_label() {
         .query_row("SELECT count(*) FROM incidents", [], |r| r.get(0))
         .unwrap();
     assert!(incidents >= 1);
+    // The mined templates were saved for the next run.
+    let state = stormwatch::store::load_miner(&data)
+        .unwrap()
+        .expect("templates saved at exit");
+    let miner = stormwatch::template::Miner::from_json(&state).unwrap();
+    assert!(miner.len() > 10, "{} templates", miner.len());
 }

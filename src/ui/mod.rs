@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 
 /// Redraws are coalesced to this interval: data can arrive thousands of times a second.
 const FRAME: Duration = Duration::from_millis(100);
+/// How often the mined templates are saved while the console runs (and once at exit), so a
+/// crash loses at most this much template history.
+const TEMPLATE_SAVE_EVERY: Duration = Duration::from_secs(60);
 /// Records handled between two looks at the keyboard, so a big history never freezes the keys.
 const INGEST_BUDGET: usize = 20_000;
 
@@ -36,6 +39,7 @@ pub async fn run(
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
     let mut drawn = (u64::MAX, i64::MIN);
+    let mut saved = (std::time::Instant::now(), 0u64);
     let mut source_open = true;
     let result: anyhow::Result<()> = loop {
         if dirty {
@@ -93,6 +97,11 @@ pub async fn run(
             _ = frame.tick() => {
                 // Redraw for data only when data or time moved: an idle console stays idle.
                 dirty |= drawn != (app.engine.lines(), app.engine.clock_ms());
+                if let Some(store) = &store
+                    && saved.0.elapsed() >= TEMPLATE_SAVE_EVERY && saved.1 != app.engine.lines() {
+                        save_templates(store, &app);
+                        saved = (std::time::Instant::now(), app.engine.lines());
+                    }
             }
         }
         if app.quit {
@@ -128,6 +137,14 @@ fn handle(app: &mut App, msg: SourceMsg, on_incident: &impl Fn(&App, u64)) -> us
             app.source_done = Some(text);
             1
         }
+    }
+}
+
+/// Queues the miner's state for the store.
+pub fn save_templates(store: &Store, app: &App) {
+    match app.engine.miner().to_json() {
+        Ok(state) => store.save_miner(now_ms(), state),
+        Err(e) => tracing::error!("templates not serialisable: {e}"),
     }
 }
 

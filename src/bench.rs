@@ -1,0 +1,149 @@
+//! `stormwatch bench templates`: throughput of the template miner alone and of parse + template,
+//! one thread, on a mixed corpus (the simulated account's lines, plus loghub's when a directory is
+//! given). Starts from empty state and never touches the store. The corpus can be written out so
+//! another miner (Drain3, `benches/drain3_compare.sh`) runs on exactly the same lines.
+
+use crate::parse::Parser;
+use crate::record::{Interner, Record};
+use crate::safe_text::SafeText;
+use crate::sim::{SimConfig, generate};
+use crate::source::sim_to_record;
+use crate::template::Miner;
+use serde::Serialize;
+use std::path::Path;
+use std::time::Instant;
+
+/// Lines per measured run: enough that one run takes a noticeable fraction of a second.
+const TARGET_LINES: usize = 1_000_000;
+const RUNS: usize = 3;
+
+#[derive(Debug, Serialize)]
+pub struct TemplatesBench {
+    pub corpus_lines: usize,
+    pub demo_lines: usize,
+    pub loghub_lines: usize,
+    pub lines_per_run: usize,
+    /// Best of the runs, lines per second.
+    pub miner_lines_per_s: f64,
+    pub parse_template_lines_per_s: f64,
+    pub templates: usize,
+}
+
+/// The simulated account's lines and, when `loghub` is given, every system's `Content` lines.
+pub fn corpus(loghub: Option<&Path>) -> std::io::Result<(Vec<Record>, usize)> {
+    let scenario = generate(&SimConfig {
+        seed: 1,
+        baseline_hours: 1.0,
+        ..SimConfig::default()
+    });
+    let mut names = Interner::default();
+    let mut out: Vec<Record> = scenario
+        .events
+        .iter()
+        .map(|e| sim_to_record(e, &mut names))
+        .collect();
+    let demo = out.len();
+    if let Some(dir) = loghub {
+        let mut systems: Vec<_> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        systems.sort();
+        for sys in systems {
+            let name = sys
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            let path = sys.join(format!("{name}_2k.log_structured.csv"));
+            let Ok(mut r) = csv::Reader::from_path(&path) else {
+                continue;
+            };
+            let Some(col) = r
+                .headers()
+                .ok()
+                .and_then(|h| h.iter().position(|c| c == "Content"))
+            else {
+                continue;
+            };
+            let group = names.get(&format!("loghub/{name}"));
+            for row in r.records().flatten() {
+                out.push(Record {
+                    arrival_ms: 0,
+                    ts_ms: 0,
+                    group: group.clone(),
+                    stream: group.clone(),
+                    text: SafeText::new(row.get(col).unwrap_or("")),
+                });
+            }
+        }
+    }
+    Ok((out, demo))
+}
+
+pub fn templates(
+    loghub: Option<&Path>,
+    write_corpus: Option<&Path>,
+) -> std::io::Result<TemplatesBench> {
+    let (corpus, demo_lines) = corpus(loghub)?;
+    if let Some(path) = write_corpus {
+        let text: String = corpus.iter().map(|r| format!("{}\n", r.text)).collect();
+        std::fs::write(path, text)?;
+    }
+    let reps = TARGET_LINES.div_ceil(corpus.len().max(1));
+    let lines = corpus.len() * reps;
+    let mut best_miner = 0f64;
+    let mut best_both = 0f64;
+    let mut templates = 0;
+    for _ in 0..RUNS {
+        let mut miner = Miner::new();
+        let t = Instant::now();
+        for _ in 0..reps {
+            for r in &corpus {
+                std::hint::black_box(miner.mine(r.text.as_str()));
+            }
+        }
+        best_miner = best_miner.max(lines as f64 / t.elapsed().as_secs_f64());
+        templates = miner.len();
+
+        let mut miner = Miner::new();
+        let mut parser = Parser::new();
+        let t = Instant::now();
+        for _ in 0..reps {
+            for r in &corpus {
+                if let Ok(Some(p)) = parser.parse(r) {
+                    let body = r.text.as_str().get(p.body_start..).unwrap_or("");
+                    std::hint::black_box(miner.mine(body));
+                }
+            }
+        }
+        best_both = best_both.max(lines as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok(TemplatesBench {
+        corpus_lines: corpus.len(),
+        demo_lines,
+        loghub_lines: corpus.len() - demo_lines,
+        lines_per_run: lines,
+        miner_lines_per_s: best_miner,
+        parse_template_lines_per_s: best_both,
+        templates,
+    })
+}
+
+impl TemplatesBench {
+    pub fn render(&self) -> String {
+        format!(
+            "corpus: {} lines ({} demo, {} loghub), {} lines per run, best of {RUNS}\n\
+             miner alone:      {:>12.0} lines/s\n\
+             parse + template: {:>12.0} lines/s\n\
+             templates: {}\n",
+            self.corpus_lines,
+            self.demo_lines,
+            self.loghub_lines,
+            self.lines_per_run,
+            self.miner_lines_per_s,
+            self.parse_template_lines_per_s,
+            self.templates
+        )
+    }
+}
