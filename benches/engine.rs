@@ -27,6 +27,7 @@ fn engine(c: &mut Criterion) {
             let mut e = Engine::new(EngineOptions {
                 threshold: 0.7,
                 tail_lines: 0,
+                ..EngineOptions::default()
             });
             for r in records.iter().cloned() {
                 e.ingest(r);

@@ -101,6 +101,9 @@ pub struct ParseArgs {
     /// One JSON object per record on stdout: {"line_no","format","entity","level","fields"}
     #[arg(long)]
     pub jsonl: bool,
+    /// VPC Flow Logs format of files without a header line, e.g. "${version} ${srcaddr} ..."
+    #[arg(long, value_name = "SPEC")]
+    pub flow_format: Option<String>,
 }
 
 fn parse_format(s: &str) -> Result<crate::parse::Format, String> {
@@ -184,7 +187,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 console_demo(&cfg, args)
             }
         }
-        Some(Command::Parse(args)) => parse_files(&args),
+        Some(Command::Parse(args)) => parse_files(&cfg, &args),
         Some(Command::Replay(args)) => {
             let records = crate::files::read_files(&args.files)?;
             let title = format!("replay · {} file(s)", args.files.len());
@@ -283,7 +286,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// `stormwatch parse`: every record with its format and fields; rejected records say why.
-fn parse_files(args: &ParseArgs) -> anyhow::Result<()> {
+fn parse_files(cfg: &Config, args: &ParseArgs) -> anyhow::Result<()> {
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -292,6 +295,17 @@ fn parse_files(args: &ParseArgs) -> anyhow::Result<()> {
         let records = crate::files::read_file(path, &mut names)?;
         // One parser per file: per-source state (sshd sessions, flow formats) is the file's own.
         let mut parser = crate::parse::Parser::with_format(args.format);
+        for (group, format) in cfg.parse.flow_formats()? {
+            parser.set_flow_format(&group, format);
+        }
+        if let Some(spec) = &args.flow_format {
+            let format = crate::parse::FlowFormat::parse(spec).with_context(|| {
+                format!("--flow-format '{spec}' names a field VPC Flow Logs do not have")
+            })?;
+            // A file's records belong to a source named after the file.
+            let group = path.file_name().unwrap_or_default().to_string_lossy();
+            parser.set_flow_format(&group, format);
+        }
         let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
         let mut rejected = 0u64;
         for r in &records {
@@ -395,6 +409,7 @@ fn headless(cfg: &Config, records: Vec<Record>, title: &str, json: bool) -> anyh
     let mut engine = Engine::new(EngineOptions {
         threshold: cfg.engine.threshold,
         tail_lines: 0,
+        flow_formats: cfg.parse.flow_formats()?,
     });
     let end = records.last().map(|r| r.arrival_ms);
     for r in records {
@@ -522,6 +537,7 @@ fn console(
     let opts = EngineOptions {
         threshold: cfg.engine.threshold,
         tail_lines: cfg.ui.tail_lines.max(100),
+        flow_formats: cfg.parse.flow_formats()?,
     };
     // Templates mined in earlier runs keep their ids; a state this build cannot read starts over.
     let engine = match store::load_miner(&data_dir) {

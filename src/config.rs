@@ -26,6 +26,10 @@ pub enum ConfigError {
         "no home directory to put the data dir in; set STORMWATCH_DATA_DIR or data_dir in the config"
     )]
     NoDataDir,
+    #[error(
+        "parse.flow_formats[{group}] = '{spec}' names a field VPC Flow Logs do not have; use the LogFormat DescribeFlowLogs returns"
+    )]
+    FlowFormat { group: String, spec: String },
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -34,7 +38,32 @@ pub struct Config {
     pub data_dir: String,
     pub engine: EngineConfig,
     pub demo: DemoConfig,
+    pub parse: ParseConfig,
     pub ui: UiConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParseConfig {
+    /// Log group → VPC Flow Logs format string.
+    pub flow_formats: std::collections::BTreeMap<String, String>,
+}
+
+impl ParseConfig {
+    /// The configured flow formats, each checked; a bad one is an error that names it.
+    pub fn flow_formats(&self) -> Result<Vec<(String, crate::parse::FlowFormat)>, ConfigError> {
+        self.flow_formats
+            .iter()
+            .map(|(group, spec)| {
+                crate::parse::FlowFormat::parse(spec)
+                    .map(|f| (group.clone(), f))
+                    .ok_or_else(|| ConfigError::FlowFormat {
+                        group: group.clone(),
+                        spec: spec.clone(),
+                    })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -139,6 +168,21 @@ mod tests {
     #[test]
     fn shipped_default_matches_built_in_default() {
         assert_eq!(Config::parse(DEFAULT_TOML).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn flow_formats_are_checked() {
+        let c = Config::parse(
+            "[parse]\nflow_formats = { \"/vpc/a\" = \"${version} ${srcaddr} ${action}\" }\n",
+        )
+        .unwrap();
+        assert_eq!(c.parse.flow_formats().unwrap().len(), 1);
+        let bad = Config::parse("[parse]\nflow_formats = { \"/vpc/a\" = \"version nonsense\" }\n")
+            .unwrap();
+        assert!(matches!(
+            bad.parse.flow_formats(),
+            Err(ConfigError::FlowFormat { .. })
+        ));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct EngineOptions {
     pub threshold: f64,
     /// Lines kept for the tail pane; 0 keeps none (evaluation).
     pub tail_lines: usize,
+    /// VPC Flow Logs custom formats by log group.
+    pub flow_formats: Vec<(String, crate::parse::FlowFormat)>,
 }
 
 impl Default for EngineOptions {
@@ -34,6 +36,7 @@ impl Default for EngineOptions {
         EngineOptions {
             threshold: 0.7,
             tail_lines: 5000,
+            flow_formats: Vec::new(),
         }
     }
 }
@@ -144,9 +147,13 @@ impl Engine {
 
     /// An engine that continues with templates mined earlier (restored from the store).
     pub fn with_miner(opts: EngineOptions, miner: Miner) -> Self {
+        let mut parser = Parser::new();
+        for (group, format) in &opts.flow_formats {
+            parser.set_flow_format(group, format.clone());
+        }
         Engine {
             opts,
-            parser: Parser::new(),
+            parser,
             miner,
             extractor: Extractor::new(),
             detector: Detector::new(),

@@ -1,3 +1,6 @@
 #![no_main]
 //! The syslog parser returns a value or an error for any bytes, never panics.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| stormwatch_fuzz::parse_lines(stormwatch::parse::Format::Syslog, data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| stormwatch_fuzz::parse_lines(
+    stormwatch::parse::Format::Syslog,
+    data
+));

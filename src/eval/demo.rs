@@ -69,6 +69,7 @@ fn run_seed(seed: u64, baseline_hours: f64, threshold: f64) -> SeedOutcome {
     let mut engine = Engine::new(EngineOptions {
         threshold,
         tail_lines: 0,
+        ..EngineOptions::default()
     });
     let mut names = Interner::default();
     for ev in &scenario.events {
