@@ -238,7 +238,7 @@ fn push_piece(
         true
     } else if !tok.iter().any(u8::is_ascii_digit) {
         looks_like_path(tok)
-    } else if is_hexish(tok) || looks_like_path(tok) || digit_runs(tok) > 1 {
+    } else if digit_runs(tok) > 1 || is_hexish(tok) || looks_like_path(tok) {
         true
     } else {
         let ns = out.norm.len();
@@ -313,7 +313,14 @@ fn looks_like_path(tok: &[u8]) -> bool {
     if body.len() > 1 && (body[0] == b'/' || body[0] == b'\\') {
         return true;
     }
-    body.windows(3).any(|w| w == b"://") || body.windows(2).any(|w| w == b":\\")
+    // Both URL and drive-letter forms need a colon; most words have none, so look for it once.
+    match body.iter().position(|&b| b == b':') {
+        None => false,
+        Some(c) => {
+            let rest = &body[c..];
+            rest.windows(3).any(|w| w == b"://") || rest.windows(2).any(|w| w == b":\\")
+        }
+    }
 }
 
 /// Writes the token with its numeric parts replaced by `<*>` (`node-12` -> `node-<*>`,
