@@ -44,18 +44,7 @@ pub fn corpus(loghub: Option<&Path>) -> std::io::Result<(Vec<Record>, usize)> {
         .collect();
     let demo = out.len();
     if let Some(dir) = loghub {
-        let mut systems: Vec<_> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
-            .collect();
-        systems.sort();
-        for sys in systems {
-            let name = sys
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
-            let path = sys.join(format!("{name}_2k.log_structured.csv"));
+        for (name, path) in crate::eval::templates::systems(dir)? {
             let Ok(mut r) = csv::Reader::from_path(&path) else {
                 continue;
             };

@@ -135,6 +135,21 @@ pub enum EvalCommand {
         #[arg(long, value_name = "FILE")]
         emit: Option<PathBuf>,
     },
+    /// Run the numeric series detector over a NAB-layout directory and score it NAB's way
+    Nab {
+        /// NAB-layout directory: data/<category>/*.csv and labels/combined_windows.json
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// NAB cost profile
+        #[arg(long, default_value = "standard")]
+        profile: String,
+        /// Print one JSON document on stdout (the human table goes to stderr)
+        #[arg(long)]
+        json: bool,
+        /// Write the detections in NAB's results layout to this directory (overwritten)
+        #[arg(long, value_name = "DIR")]
+        emit: Option<PathBuf>,
+    },
     /// Mine templates from loghub-2k systems and score grouping and parsing accuracy
     Templates {
         /// A loghub-2k directory: one folder per system with <S>_2k.log_structured.csv
@@ -231,23 +246,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     )
                 })?;
             }
-            if json {
-                eprint!("{}", res.render());
-                println!("{doc}");
-            } else {
-                print!("{}", res.render());
-            }
-            Ok(())
+            report(json, &res.render(), &res)
+        }
+        Some(Command::Eval(EvalCommand::Nab {
+            data,
+            profile,
+            json,
+            emit,
+        })) => {
+            let res = eval::nab::run(&data, &profile, emit.as_deref())?;
+            report(json, &res.render(), &res)
         }
         Some(Command::Eval(EvalCommand::Templates { loghub, json, emit })) => {
             let res = eval::templates::run(&loghub, emit.as_deref())?;
-            if json {
-                eprint!("{}", res.render());
-                println!("{}", serde_json::to_string_pretty(&res)?);
-            } else {
-                print!("{}", res.render());
-            }
-            Ok(())
+            report(json, &res.render(), &res)
         }
         Some(Command::Bench(BenchCommand::Templates {
             loghub,
@@ -256,13 +268,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         })) => {
             let res = crate::bench::templates(loghub.as_deref(), write_corpus.as_deref())
                 .context("cannot read the loghub directory or write the corpus")?;
-            if json {
-                eprint!("{}", res.render());
-                println!("{}", serde_json::to_string_pretty(&res)?);
-            } else {
-                print!("{}", res.render());
-            }
-            Ok(())
+            report(json, &res.render(), &res)
         }
         Some(Command::Config(ConfigCommand::Path)) => {
             let file = cli
@@ -283,6 +289,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The `--json` convention: one JSON document on stdout and the human text on stderr; without
+/// `--json`, the human text on stdout.
+fn report(json: bool, human: &str, doc: &impl serde::Serialize) -> anyhow::Result<()> {
+    if json {
+        eprint!("{human}");
+        println!("{}", serde_json::to_string_pretty(doc)?);
+    } else {
+        print!("{human}");
+    }
+    Ok(())
 }
 
 /// `stormwatch parse`: every record with its format and fields; rejected records say why.

@@ -13,6 +13,7 @@ use crate::safe_text::SafeText;
 use crate::source::ExportedEvent;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -65,6 +66,26 @@ pub fn records_of(bytes: &[u8], file_name: &str, names: &mut Interner) -> Vec<Fi
     lines(bytes, file_name, names)
 }
 
+/// A record whose event and arrival times are the same (files carry no delivery time).
+fn file_record(
+    line_no: usize,
+    ts: i64,
+    group: &Arc<str>,
+    stream: &Arc<str>,
+    text: SafeText,
+) -> FileRecord {
+    FileRecord {
+        line_no,
+        record: Record {
+            arrival_ms: ts,
+            ts_ms: ts,
+            group: group.clone(),
+            stream: stream.clone(),
+            text,
+        },
+    }
+}
+
 fn whole_file_json(v: &Value, file_name: &str, names: &mut Interner) -> Option<Vec<FileRecord>> {
     if let Some(events) = v.get("Records").and_then(Value::as_array) {
         let group = names.get(file_name);
@@ -79,16 +100,7 @@ fn whole_file_json(v: &Value, file_name: &str, names: &mut Interner) -> Option<V
                         .and_then(Value::as_str)
                         .and_then(crate::timefmt::parse_iso)
                         .unwrap_or(0);
-                    FileRecord {
-                        line_no: i + 1,
-                        record: Record {
-                            arrival_ms: ts,
-                            ts_ms: ts,
-                            group: group.clone(),
-                            stream: stream.clone(),
-                            text: SafeText::new(&e.to_string()),
-                        },
-                    }
+                    file_record(i + 1, ts, &group, &stream, SafeText::new(&e.to_string()))
                 })
                 .collect(),
         );
@@ -104,16 +116,8 @@ fn whole_file_json(v: &Value, file_name: &str, names: &mut Interner) -> Option<V
                 .map(|(i, e)| {
                     let ts = e.get("timestamp").and_then(Value::as_i64).unwrap_or(0);
                     let msg = e.get("message").and_then(Value::as_str).unwrap_or("");
-                    FileRecord {
-                        line_no: i + 1,
-                        record: Record {
-                            arrival_ms: ts,
-                            ts_ms: ts,
-                            group: group.clone(),
-                            stream: stream.clone(),
-                            text: SafeText::new(msg.trim_end_matches(['\n', '\r'])),
-                        },
-                    }
+                    let text = SafeText::new(msg.trim_end_matches(['\n', '\r']));
+                    file_record(i + 1, ts, &group, &stream, text)
                 })
                 .collect(),
         );
@@ -130,16 +134,8 @@ fn lines(bytes: &[u8], file_name: &str, names: &mut Interner) -> Vec<FileRecord>
     let mut last_ts = 0;
     let flush = |pending: &mut Option<(usize, Vec<u8>)>, out: &mut Vec<FileRecord>, ts: i64| {
         if let Some((line_no, raw)) = pending.take() {
-            out.push(FileRecord {
-                line_no,
-                record: Record {
-                    arrival_ms: ts,
-                    ts_ms: ts,
-                    group: file_group.clone(),
-                    stream: stream.clone(),
-                    text: SafeText::from_bytes(&raw),
-                },
-            });
+            let text = SafeText::from_bytes(&raw);
+            out.push(file_record(line_no, ts, &file_group, &stream, text));
         }
     };
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {

@@ -22,11 +22,12 @@
 //! | [`template`] | streaming template miner (Drain family) |
 //! | [`window`] | parsed events → per-entity signal observations by event-time minute, failure vs volume signals |
 //! | [`detect`] | scores each observation 0..1 against the series' own or its population's baseline, with an explanation |
+//! | [`series`] | online detector for one numeric series (metrics, CSV `timestamp,value`): multi-scale robust deviations judged against the series' own extremes |
 //! | [`incident`] | threshold crossings → anomalies → incidents linked by entity, instance, IP, user or access key |
 //! | [`engine`] | wires the stages; keeps per-source counters, the tail and score history for the console |
 //! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels; versioned migrations |
 //! | [`ui`] | the console: ratatui view, key handling, label flow |
-//! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval templates` (the miner against loghub) |
+//! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval templates` (the miner against loghub), `eval nab` (the series detector against NAB, NAB's scoring) |
 //! | [`bench`] | `bench templates`: miner and parse + template throughput on a mixed corpus |
 //! | [`config`] | TOML config and the paths it controls |
 //! | [`logging`] | the file log (stdout belongs to the console) |
@@ -53,6 +54,7 @@ pub mod owner_only;
 pub mod parse;
 pub mod record;
 pub mod safe_text;
+pub mod series;
 pub mod sim;
 pub mod source;
 pub mod store;

@@ -3,6 +3,8 @@
 //!
 //! - [`demo`]: the engine against the simulator's ground truth.
 //! - [`templates`]: the template miner against loghub's labelled templates.
+//! - [`nab`]: the numeric series detector against the Numenta Anomaly Benchmark, scored NAB's way.
 
 pub mod demo;
+pub mod nab;
 pub mod templates;

@@ -105,6 +105,22 @@ fn published_drain(dir: &Path) -> HashMap<String, f64> {
         .collect()
 }
 
+/// The systems of a loghub-2k directory: (name, path of `<S>/<S>_2k.log_structured.csv`), sorted,
+/// for every folder that has one.
+pub fn systems(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .filter_map(|p| {
+            let name = p.file_name()?.to_string_lossy().to_string();
+            let structured = p.join(format!("{name}_2k.log_structured.csv"));
+            structured.exists().then_some((name, structured))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// logpai's grouping accuracy: the share of messages whose predicted group is exactly their true group.
 pub fn grouping_accuracy(predicted: &[TemplateId], truth: &[&str]) -> f64 {
     if predicted.is_empty() {
@@ -137,15 +153,10 @@ fn normalise(template: &str) -> String {
 pub fn run(dir: &Path, emit: Option<&Path>) -> Result<TemplatesEval, TemplatesEvalError> {
     let started = std::time::Instant::now();
     let drain = published_drain(dir);
-    let mut systems_dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| TemplatesEvalError::Read {
-            path: dir.to_path_buf(),
-            source: Box::new(e),
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    systems_dirs.sort();
+    let found = systems(dir).map_err(|e| TemplatesEvalError::Read {
+        path: dir.to_path_buf(),
+        source: Box::new(e),
+    })?;
     if let Some(out) = emit {
         std::fs::create_dir_all(out).map_err(|e| TemplatesEvalError::Write {
             path: out.to_path_buf(),
@@ -153,16 +164,8 @@ pub fn run(dir: &Path, emit: Option<&Path>) -> Result<TemplatesEval, TemplatesEv
         })?;
     }
     let mut systems = Vec::new();
-    for sys_dir in systems_dirs {
-        let name = sys_dir
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        let structured = sys_dir.join(format!("{name}_2k.log_structured.csv"));
-        if !structured.exists() {
-            continue;
-        }
+    for (name, structured) in found {
+        let sys_dir = structured.parent().unwrap_or(dir).to_path_buf();
         let table = Table::read(&structured)?;
         let content = table
             .column("Content")
