@@ -268,6 +268,16 @@ fn sshd_host(body: &str) -> Option<String> {
         let host = v.rsplit_once('-').map_or(v, |(h, _)| h);
         return host_like(host).map(str::to_string);
     }
+    // `getaddrinfo for host.example [1.2.3.4] failed`: the address in brackets is the peer.
+    if let Some(ip) = body.split(' ').find_map(|w| {
+        let inner = w.strip_prefix('[')?.strip_suffix(']')?;
+        host_like(inner).filter(|h| {
+            !h.bytes()
+                .any(|b| b.is_ascii_alphabetic() && !b.is_ascii_hexdigit())
+        })
+    }) {
+        return Some(ip.to_string());
+    }
     let own = ["ssh2:", "ssh1:"]
         .iter()
         .filter_map(|m| body.find(m))
@@ -420,6 +430,18 @@ mod tests {
             (
                 "Mar 15 09:21:01 host sshd[2717]: Connection closed by 192.0.2.212 [preauth]",
                 "192.0.2.212",
+            ),
+            (
+                "Mar 15 09:21:01 host sshd[2717]: reverse mapping checking getaddrinfo for h.example.com [192.0.2.7] failed - POSSIBLE BREAK-IN ATTEMPT!",
+                "192.0.2.7",
+            ),
+            (
+                "Mar 15 09:21:01 host sshd[2717]: Disconnected from invalid user admin 192.0.2.8 port 22 [preauth]",
+                "192.0.2.8",
+            ),
+            (
+                "Mar 15 09:21:01 host sshd[2717]: Bad protocol version identification 'x from 6.6.6.6' from 192.0.2.9 port 22",
+                "192.0.2.9",
             ),
         ];
         for (line, want) in cases {
