@@ -132,12 +132,21 @@ fn lines(bytes: &[u8], file_name: &str, names: &mut Interner) -> Vec<FileRecord>
     // Raw continuation lines are gathered before sanitising so the record is escaped once.
     let mut pending: Option<(usize, Vec<u8>)> = None;
     let mut last_ts = 0;
-    let flush = |pending: &mut Option<(usize, Vec<u8>)>, out: &mut Vec<FileRecord>, ts: i64| {
-        if let Some((line_no, raw)) = pending.take() {
-            let text = SafeText::from_bytes(&raw);
-            out.push(file_record(line_no, ts, &file_group, &stream, text));
-        }
-    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    // A raw line's own timestamp times it; one without (a continuation, a bare message) takes the
+    // time of the record before it.
+    let flush =
+        |pending: &mut Option<(usize, Vec<u8>)>, out: &mut Vec<FileRecord>, last: &mut i64| {
+            if let Some((line_no, raw)) = pending.take() {
+                let text = SafeText::from_bytes(&raw);
+                if let Some(t) = crate::timefmt::line_time(text.as_str(), now) {
+                    *last = t;
+                }
+                out.push(file_record(line_no, *last, &file_group, &stream, text));
+            }
+        };
     for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.trim_ascii().is_empty() {
@@ -146,7 +155,7 @@ fn lines(bytes: &[u8], file_name: &str, names: &mut Interner) -> Vec<FileRecord>
         if line.first() == Some(&b'{')
             && let Ok(e) = serde_json::from_slice::<ExportedEvent>(line)
         {
-            flush(&mut pending, &mut out, last_ts);
+            flush(&mut pending, &mut out, &mut last_ts);
             last_ts = e.ingestion_time.unwrap_or(e.timestamp);
             out.push(FileRecord {
                 line_no: i + 1,
@@ -173,12 +182,12 @@ fn lines(bytes: &[u8], file_name: &str, names: &mut Interner) -> Vec<FileRecord>
                 raw.extend_from_slice(line);
             }
             _ => {
-                flush(&mut pending, &mut out, last_ts);
+                flush(&mut pending, &mut out, &mut last_ts);
                 pending = Some((i + 1, line.to_vec()));
             }
         }
     }
-    flush(&mut pending, &mut out, last_ts);
+    flush(&mut pending, &mut out, &mut last_ts);
     out
 }
 

@@ -84,6 +84,38 @@ pub fn parse_iso(s: &str) -> Option<i64> {
     Some(((days * 24 + h) * 60 + mi) * 60_000 + se * 1000 + ms)
 }
 
+/// Epoch ms of a timestamp at the start of a log line: ISO 8601 / `YYYY-MM-DD HH:MM:SS`, or a
+/// syslog `Mmm dd HH:MM:SS`, which has no year: it is taken to be the latest one not more than a
+/// day after `now_ms`, as syslog readers do.
+pub fn line_time(line: &str, now_ms: i64) -> Option<i64> {
+    if let Some(t) = parse_iso(line) {
+        return Some(t);
+    }
+    let month = MONTHS.iter().position(|m| line.starts_with(m))? as u32 + 1;
+    let mut rest = line.get(3..)?.split_whitespace();
+    let day: u32 = rest.next()?.parse().ok()?;
+    let hms: Vec<i64> = rest
+        .next()?
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, m, sec] = hms[..] else { return None };
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let at = |year: i64| {
+        let days = days_from_civil(year, month, day);
+        ((days * 24 + h) * 60 + m) * 60_000 + sec * 1000
+    };
+    let year = parts(now_ms).0;
+    let t = at(year);
+    Some(if t > now_ms + 86_400_000 {
+        at(year - 1)
+    } else {
+        t
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +130,14 @@ mod tests {
         assert_eq!(parse_iso("2000-02-29T00:00:00.5Z"), Some(951_782_400_500));
         assert_eq!(parse_iso("2000-13-29T00:00:00Z"), None);
         assert_eq!(parse_iso("nope"), None);
+        let now = 1_795_392_000_000; // 2026-11-23
+        assert_eq!(line_time("Nov 23 00:00:00 host x", now), Some(now));
+        assert_eq!(
+            iso(line_time("Dec 31 23:00:00 host x", now).unwrap()),
+            "2025-12-31T23:00:00Z"
+        );
+        assert_eq!(line_time("2026-11-23 00:00:00,123 INFO x", now), Some(now));
+        assert_eq!(line_time("Nov 99 00:00:00 x", now), None);
+        assert_eq!(line_time("plain", now), None);
     }
 }

@@ -213,7 +213,22 @@ fn draw_sources(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
             .style(t.fg(Color::Gray).add_modifier(Modifier::BOLD)),
     )
     .row_highlight_style(t.selected())
-    .block(block(" Sources ".into(), app.focus == Focus::Sources, t));
+    .block({
+        let b = block(" Sources ".into(), app.focus == Focus::Sources, t);
+        // Why lines were rejected, for the source in view: the first thing to check when a count grows.
+        match app
+            .engine
+            .sources()
+            .nth(app.chart_source_idx())
+            .and_then(|s| s.last_error.as_deref())
+        {
+            Some(e) => b.title_bottom(Span::styled(
+                format!(" rejected: {e} "),
+                t.fg(Color::Yellow),
+            )),
+            None => b,
+        }
+    });
     let mut state = TableState::default().with_selected(Some(app.chart_source_idx()));
     f.render_stateful_widget(table, area, &mut state);
 }
