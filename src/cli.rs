@@ -47,6 +47,13 @@ pub enum Command {
     /// Throughput figures (one thread, empty state, no store)
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Writes labels to the store in a loop, printing each row id once SQLite has committed it.
+    /// For the crash-safety test, which kills this process at random moments.
+    #[command(hide = true)]
+    LabelWriter {
+        #[arg(long)]
+        count: u64,
+    },
     /// Show where configuration lives, or print the default configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -270,6 +277,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("cannot read the loghub directory or write the corpus")?;
             report(json, &res.render(), &res)
         }
+        Some(Command::LabelWriter { count }) => label_writer(&cfg, count),
         Some(Command::Config(ConfigCommand::Path)) => {
             let file = cli
                 .config
@@ -289,6 +297,38 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Each printed id is a label the console would have shown as saved: the test that kills this
+/// process checks that every printed id survives.
+fn label_writer(cfg: &Config, count: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let (store, writer) = store::open(&cfg.data_dir()?)?;
+    let mut out = std::io::stdout().lock();
+    for i in 0..count {
+        let label = store::Label {
+            created_ms: ui::now_ms(),
+            session: "label-writer".into(),
+            target_kind: "anomaly",
+            target_id: i.to_string(),
+            label: store::LabelValue::Anomaly,
+            source: SafeText::new("stress"),
+            entity: SafeText::new("stress"),
+            signal: String::new(),
+            incident_kind: String::new(),
+            score: None,
+            event_ms: None,
+            features: "{}".into(),
+            evidence: SafeText::default(),
+            note: SafeText::default(),
+        };
+        let id = store.save_label_blocking(label)?;
+        writeln!(out, "{id}")?;
+        out.flush()?;
+    }
+    drop(store);
+    writer.join();
+    Ok(())
 }
 
 /// The `--json` convention: one JSON document on stdout and the human text on stderr; without
