@@ -31,10 +31,10 @@ fn acknowledged_labels_survive_kill_9() {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Ok(id) = line.trim().parse::<i64>() {
-                    if tx.send(id).is_err() {
-                        break;
-                    }
+                if let Ok(id) = line.trim().parse::<i64>()
+                    && tx.send(id).is_err()
+                {
+                    break;
                 }
             }
         });
