@@ -157,6 +157,21 @@ pub enum EvalCommand {
         #[arg(long, value_name = "DIR")]
         emit: Option<PathBuf>,
     },
+    /// Score every CloudTrail event of a capture and report ROC-AUC and best F1 against its labels
+    Cloudtrail {
+        /// Directory with CloudTrail/*.json delivery files and (optionally) labels.csv
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Drop every user-agent-derived signal
+        #[arg(long)]
+        ignore_user_agent: bool,
+        /// Print one JSON document on stdout (the human text goes to stderr)
+        #[arg(long)]
+        json: bool,
+        /// Write eventID,score for every event to this CSV (overwritten; works without labels)
+        #[arg(long, value_name = "FILE")]
+        emit: Option<PathBuf>,
+    },
     /// Mine templates from loghub-2k systems and score grouping and parsing accuracy
     Templates {
         /// A loghub-2k directory: one folder per system with <S>_2k.log_structured.csv
@@ -262,6 +277,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             emit,
         })) => {
             let res = eval::nab::run(&data, &profile, emit.as_deref())?;
+            report(json, &res.render(), &res)
+        }
+        Some(Command::Eval(EvalCommand::Cloudtrail {
+            data,
+            ignore_user_agent,
+            json,
+            emit,
+        })) => {
+            let res = eval::cloudtrail::run(&data, ignore_user_agent, emit.as_deref())?;
             report(json, &res.render(), &res)
         }
         Some(Command::Eval(EvalCommand::Templates { loghub, json, emit })) => {

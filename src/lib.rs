@@ -23,11 +23,12 @@
 //! | [`window`] | parsed events → per-entity signal observations by event-time minute, failure vs volume signals |
 //! | [`detect`] | scores each observation 0..1 against the series' own or its population's baseline, with an explanation |
 //! | [`series`] | online detector for one numeric series (metrics, CSV `timestamp,value`): multi-scale robust deviations judged against the series' own extremes |
+//! | [`trail`] | unsupervised per-event CloudTrail scorer: novelty per principal, denied-call bursts, sensitive and log-tampering calls, user-agent novelty; explained |
 //! | [`incident`] | threshold crossings → anomalies → incidents linked by entity, instance, IP, user or access key |
 //! | [`engine`] | wires the stages; keeps per-source counters, the tail and score history for the console |
 //! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels; versioned migrations |
 //! | [`ui`] | the console: ratatui view, key handling, label flow |
-//! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval templates` (the miner against loghub), `eval nab` (the series detector against NAB, NAB's scoring) |
+//! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval templates` (the miner against loghub), `eval nab` (the series detector against NAB, NAB's scoring), `eval cloudtrail` (the event scorer against a labelled capture) |
 //! | [`bench`] | `bench templates`: miner and parse + template throughput on a mixed corpus |
 //! | [`config`] | TOML config and the paths it controls |
 //! | [`logging`] | the file log (stdout belongs to the console) |
@@ -60,5 +61,6 @@ pub mod source;
 pub mod store;
 pub mod template;
 pub mod timefmt;
+pub mod trail;
 pub mod ui;
 pub mod window;

@@ -3,8 +3,10 @@
 //!
 //! - [`demo`]: the engine against the simulator's ground truth.
 //! - [`templates`]: the template miner against loghub's labelled templates.
+//! - [`cloudtrail`]: the CloudTrail event scorer against a labelled attack capture.
 //! - [`nab`]: the numeric series detector against the Numenta Anomaly Benchmark, scored NAB's way.
 
+pub mod cloudtrail;
 pub mod demo;
 pub mod nab;
 pub mod templates;
