@@ -15,6 +15,12 @@ if ! command -v tmux >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq tmux >/dev/null
 fi
 
+# Integration tests talk to moto_server, a local AWS API emulator.
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "test: installing moto[server]" >&2
+  python3 -m pip install --quiet 'moto[server]'
+fi
+
 cargo fmt --check
 if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --all-targets --quiet -- -D warnings

@@ -37,6 +37,8 @@ pub struct Cli {
 pub enum Command {
     /// The simulated account: EC2, Lambda, S3, VPC and CloudTrail logs with injected incidents
     Demo(DemoArgs),
+    /// Tail CloudWatch Logs groups live (polling FilterLogEvents) into the console or --headless
+    Tail(TailArgs),
     /// Console (or --headless) over files written by `demo --write` or exported CloudWatch events
     Replay(ReplayArgs),
     /// Show what stormwatch makes of log files: format, entity and typed fields per record
@@ -79,6 +81,84 @@ pub struct DemoArgs {
     /// With --headless or --write: print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
+    /// Put the scenario into CloudWatch Logs groups (timed to end now) and exit; with
+    /// --endpoint-url a local emulator such as moto_server
+    #[arg(long)]
+    pub to_cloudwatch: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, clap::Args, Default, Clone)]
+pub struct AwsArgs {
+    /// AWS profile (SSO, credential_process and role chains work as in the AWS CLI)
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// AWS region (default: the profile's, or AWS_REGION)
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Endpoint override, e.g. http://127.0.0.1:5000 for moto_server (env AWS_ENDPOINT_URL)
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+}
+
+impl AwsArgs {
+    fn options(&self) -> crate::aws::AwsOptions {
+        crate::aws::AwsOptions {
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TailArgs {
+    /// Log group to tail (repeatable)
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+    /// Tail every group whose name starts with this (repeatable)
+    #[arg(long = "group-prefix", value_name = "PREFIX")]
+    pub prefixes: Vec<String>,
+    /// How far back to start, e.g. 30s, 10m, 2h, 1d
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub since: std::time::Duration,
+    /// Use FilterLogEvents polling (the only path in this build; Live Tail arrives later)
+    #[arg(long)]
+    pub poll: bool,
+    /// FilterLogEvents calls per second, shared by every group
+    #[arg(long, default_value_t = 5.0)]
+    pub tps: f64,
+    /// No console: run the engine and print what arrived and the incidents
+    #[arg(long)]
+    pub headless: bool,
+    /// With --headless: print one JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// With --headless: exit after this long without a new event, e.g. 5s
+    #[arg(long, value_parser = parse_duration)]
+    pub exit_when_idle: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// `30s`, `10m`, `2h`, `1d` (a bare number is seconds).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 30s, 10m, 2h or 1d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        _ => return Err(format!("'{s}': use s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, clap::Args)]
@@ -214,8 +294,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = Config::load(cli.config.as_deref())?;
     match cli.command {
         None => console_demo(&cfg, DemoArgs::default()),
+        Some(Command::Tail(args)) => tail(&cfg, &args),
         Some(Command::Demo(args)) => {
-            if let Some(dir) = &args.write {
+            if args.to_cloudwatch {
+                demo_to_cloudwatch(&cfg, &args)
+            } else if let Some(dir) = &args.write {
                 write_demo(&cfg, &args, dir)
             } else if args.headless {
                 let (records, title) = demo_records(&cfg, &args);
@@ -433,6 +516,194 @@ fn parse_files(cfg: &Config, args: &ParseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `stormwatch demo --to-cloudwatch`: the scenario's lines into CloudWatch Logs, shifted so the
+/// scenario ends a minute ago (CloudWatch rejects events more than 14 days old).
+fn demo_to_cloudwatch(cfg: &Config, args: &DemoArgs) -> anyhow::Result<()> {
+    let sc = sim_config(cfg, args);
+    let scenario = sim::generate(&sc);
+    let shift = ui::now_ms() - 60_000 - scenario.truth.end_ms;
+    let uploads: Vec<crate::upload::Upload> = scenario
+        .events
+        .iter()
+        .map(|e| crate::upload::Upload {
+            group: &e.group,
+            stream: &e.stream,
+            ts_ms: e.ts_ms + shift,
+            message: &e.message,
+        })
+        .collect();
+    let opts = args.aws.options();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let put = rt.block_on(async {
+        let conf = crate::aws::load(&opts).await;
+        let client = aws_sdk_cloudwatchlogs::Client::new(&conf);
+        crate::upload::put_all(&client, &uploads).await
+    });
+    let put = put.map_err(|e| anyhow::anyhow!(crate::aws::advice(&e.to_string(), &opts)))?;
+    let mut groups: Vec<&str> = scenario.events.iter().map(|e| e.group.as_str()).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let summary = serde_json::json!({"seed": sc.seed, "events": put, "groups": groups});
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "put {put} events of demo seed {} into {} groups:",
+            sc.seed,
+            groups.len()
+        );
+        for g in &groups {
+            println!("  {g}");
+        }
+        println!(
+            "tail them: stormwatch tail --since 1d{} {}",
+            args.aws
+                .endpoint_url
+                .as_deref()
+                .map(|u| format!(" --endpoint-url {u}"))
+                .unwrap_or_default(),
+            groups
+                .iter()
+                .map(|g| format!("--group {g}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// `stormwatch tail`: polls the groups; console, or `--headless` until idle.
+fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
+    if args.groups.is_empty() && args.prefixes.is_empty() {
+        bail!("name at least one --group NAME or --group-prefix PREFIX to tail");
+    }
+    let opts = args.aws.options();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (client, groups) = rt.block_on(async {
+        let conf = crate::aws::load(&opts).await;
+        let client = aws_sdk_cloudwatchlogs::Client::new(&conf);
+        let mut groups = args.groups.clone();
+        for prefix in &args.prefixes {
+            let mut pages = client
+                .describe_log_groups()
+                .log_group_name_prefix(prefix)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    anyhow::anyhow!(crate::aws::advice(
+                        &format!(
+                            "DescribeLogGroups: {}",
+                            aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+                        ),
+                        &opts
+                    ))
+                })?;
+                groups.extend(
+                    page.log_groups()
+                        .iter()
+                        .filter_map(|g| g.log_group_name().map(str::to_string)),
+                );
+            }
+        }
+        groups.sort();
+        groups.dedup();
+        anyhow::Ok((client, groups))
+    })?;
+    if groups.is_empty() {
+        bail!("no log group matches; check --group-prefix, --region and --profile");
+    }
+    let since_ms = ui::now_ms() - args.since.as_millis() as i64;
+    let counters: crate::tail::Counters = Default::default();
+    let limiter = crate::tail::RateLimiter::new(args.tps);
+    let spawn_pollers = {
+        let counters = counters.clone();
+        let groups = groups.clone();
+        move |tx: tokio::sync::mpsc::Sender<SourceMsg>| {
+            for g in groups {
+                tokio::spawn(crate::tail::poll_group(
+                    client.clone(),
+                    g,
+                    since_ms,
+                    limiter.clone(),
+                    counters.clone(),
+                    tx.clone(),
+                ));
+            }
+        }
+    };
+    let title = format!("tail · {} group(s)", groups.len());
+    if !args.headless {
+        drop(rt);
+        return console_with(cfg, title, None, spawn_pollers);
+    }
+    let _log = init_log(cfg)?;
+    let mut engine = Engine::new(EngineOptions {
+        threshold: cfg.engine.threshold,
+        tail_lines: 0,
+        flow_formats: cfg.parse.flow_formats()?,
+    });
+    let idle = args
+        .exit_when_idle
+        .unwrap_or(std::time::Duration::from_secs(5));
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<SourceMsg>(64);
+        spawn_pollers(tx);
+        // Exit once nothing new has arrived for `idle` (measured from the last batch).
+        while let Ok(Some(msg)) = tokio::time::timeout(idle, rx.recv()).await {
+            if let SourceMsg::Batch(batch) = msg {
+                for r in batch {
+                    engine.ingest(r);
+                }
+            }
+        }
+    });
+    rt.shutdown_background();
+    let mut report = headless_report(&engine, &title);
+    let mut per_group: Vec<crate::tail::GroupCounters> = counters
+        .lock()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    per_group.sort_by(|a, b| a.group.cmp(&b.group));
+    let delivered: u64 = per_group.iter().map(|g| g.events).sum();
+    report["groups"] = serde_json::to_value(&per_group)?;
+    report["events"] = delivered.into();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for g in &per_group {
+            println!(
+                "{}: {} events, {} duplicates dropped, {} calls, {} errors{}",
+                g.group,
+                g.events,
+                g.duplicates_dropped,
+                g.calls,
+                g.errors,
+                g.last_error
+                    .as_deref()
+                    .map(|e| format!(" (last: {e})"))
+                    .unwrap_or_default()
+            );
+        }
+        println!("{} incidents", engine.incidents().len());
+    }
+    if delivered == 0 {
+        let errors: Vec<String> = per_group
+            .iter()
+            .filter_map(|g| g.last_error.clone())
+            .collect();
+        if !errors.is_empty() {
+            bail!(crate::aws::advice(&errors.join("; "), &opts));
+        }
+    }
+    Ok(())
+}
+
 fn sim_config(cfg: &Config, args: &DemoArgs) -> SimConfig {
     SimConfig {
         seed: args.seed.unwrap_or(cfg.demo.seed),
@@ -604,6 +875,18 @@ fn console(
     title: String,
     done: String,
 ) -> anyhow::Result<()> {
+    console_with(cfg, title, speed, move |tx| {
+        tokio::spawn(source::play(records, live_from, speed, tx, done));
+    })
+}
+
+/// The console fed by whatever `start` spawns onto the runtime with the sender it is given.
+fn console_with(
+    cfg: &Config,
+    title: String,
+    speed: Option<f64>,
+    start: impl FnOnce(tokio::sync::mpsc::Sender<SourceMsg>),
+) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!(
             "the console needs a terminal; run `stormwatch demo --headless` or `stormwatch replay --headless FILE` for text output"
@@ -645,7 +928,7 @@ fn console(
         .build()?;
     let (app, result) = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel::<SourceMsg>(64);
-        tokio::spawn(source::play(records, live_from, speed, tx, done));
+        start(tx);
         let persist = |app: &App, id: u64| {
             if let Some(i) = app.engine.incident(id) {
                 store.save_incident(incident_row(&app.session, i));

@@ -16,6 +16,9 @@
 //! | [`safe_text`] | makes untrusted text inert: escapes, bidi controls, NUL, invalid UTF-8, length cap |
 //! | [`record`] | the [`record::Record`] every source produces (arrival time, event time, group, stream, text) |
 //! | [`source`] | paces records into the console (history at once, then live at a speed); writes replay files |
+//! | [`aws`] | AWS configuration (profiles, SSO, `--region`, `--endpoint-url`) and advice for AWS errors |
+//! | [`tail`] | live CloudWatch Logs polling (FilterLogEvents): per-group tasks, shared rate limit, look-back and eventId de-duplication, counters |
+//! | [`upload`] | writes events into CloudWatch Logs (`demo --to-cloudwatch`) |
 //! | [`files`] | reads exported logs: CloudWatch JSON lines, CloudTrail delivery files, subscription payloads, raw lines |
 //! | [`sim`] | the demo's simulated AWS account: real-format EC2, Lambda, S3, VPC and CloudTrail lines, injected incidents, distractors, ground truth |
 //! | [`parse`] | message → format, level, entity and typed fields: one module per format (syslog with sshd/sudo, Lambda, S3 access, VPC flow v2 and custom, CloudTrail, JSON, text) |
@@ -42,6 +45,7 @@
 //! records it is fed, so live, replay and evaluation runs over the same records give the same
 //! scores. The simulator's randomness comes from one seed (`demo.seed` in the config, `--seed`).
 
+pub mod aws;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -59,8 +63,10 @@ pub mod series;
 pub mod sim;
 pub mod source;
 pub mod store;
+pub mod tail;
 pub mod template;
 pub mod timefmt;
 pub mod trail;
 pub mod ui;
+pub mod upload;
 pub mod window;

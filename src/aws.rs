@@ -1,0 +1,52 @@
+//! AWS configuration: the standard chain (environment, profiles, SSO, `credential_process`, role
+//! chains) through `aws-config`, with `--profile`, `--region` and `--endpoint-url` /
+//! `AWS_ENDPOINT_URL` on top. Errors say what to run next.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// Where to talk to AWS.
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    /// An endpoint override (a local emulator such as moto_server); `AWS_ENDPOINT_URL` also works.
+    pub endpoint_url: Option<String>,
+}
+
+pub async fn load(opts: &AwsOptions) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(p) = &opts.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(r) = &opts.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some(u) = &opts.endpoint_url {
+        loader = loader.endpoint_url(u);
+    }
+    loader.load().await
+}
+
+/// One line an operator can act on, from an SDK error's text.
+pub fn advice(error: &str, opts: &AwsOptions) -> String {
+    let profile = opts.profile.as_deref().unwrap_or("default");
+    let lower = error.to_ascii_lowercase();
+    if lower.contains("sso") && (lower.contains("expired") || lower.contains("token")) {
+        format!("{error}. The SSO session has expired: run `aws sso login --profile {profile}`.")
+    } else if lower.contains("no credentials")
+        || lower.contains("credentials provider")
+        || lower.contains("failed to load credentials")
+    {
+        format!(
+            "{error}. No AWS credentials found: run `aws configure` or `aws sso login --profile {profile}`, or pass --profile."
+        )
+    } else if lower.contains("accessdenied") || lower.contains("not authorized") {
+        format!(
+            "{error}. The credentials lack a permission: see the least-privilege policy in assets/iam-tail-policy.json."
+        )
+    } else if lower.contains("region") && lower.contains("missing") {
+        format!("{error}. No region: pass --region or set AWS_REGION.")
+    } else {
+        error.to_string()
+    }
+}

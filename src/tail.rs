@@ -1,0 +1,233 @@
+//! Live CloudWatch Logs tailing, polling path: `FilterLogEvents` per log group, gap-free and
+//! exactly-once.
+//!
+//! Each group has one task. Every round it asks for events since its newest event time minus a
+//! look-back (late-ingested events carry old timestamps), walks every page, and drops the events
+//! whose `eventId` it has already delivered; ids are remembered for the look-back window only. All
+//! tasks share one rate limiter (FilterLogEvents allows about 5 calls per second per account and
+//! region). A failed call (after the SDK's own retries) is counted, shown, and retried from the
+//! same position after a backoff, so throttling and disconnects delay events but never lose or
+//! repeat them. Records go to the console over a bounded channel: a slow console slows the
+//! pollers instead of growing a queue.
+
+use crate::record::{Interner, Record};
+use crate::safe_text::SafeText;
+use crate::source::SourceMsg;
+use aws_sdk_cloudwatchlogs::Client;
+use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How far behind its newest event each poll looks again, for events ingested late.
+pub const LOOKBACK_MS: i64 = 5 * 60_000;
+const POLL_EVERY: Duration = Duration::from_secs(1);
+const PAGE_LIMIT: i32 = 10_000;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Counters per group, for the console and `--json`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupCounters {
+    pub group: String,
+    pub events: u64,
+    pub duplicates_dropped: u64,
+    pub calls: u64,
+    pub errors: u64,
+    pub last_error: Option<String>,
+    /// Newest event time delivered (epoch ms).
+    pub newest_ms: i64,
+}
+
+pub type Counters = Arc<Mutex<HashMap<String, GroupCounters>>>;
+
+/// Calls per second shared by every poller.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: f64) -> Arc<Self> {
+        Arc::new(RateLimiter {
+            interval: Duration::from_secs_f64(1.0 / per_second.max(0.1)),
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        })
+    }
+
+    pub async fn acquire(&self) {
+        let at = {
+            let mut next = self.next.lock().await;
+            let now = tokio::time::Instant::now();
+            let at = (*next).max(now);
+            *next = at + self.interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// Event ids delivered recently, oldest first, so ids older than the look-back can be forgotten.
+#[derive(Debug, Default)]
+struct Seen {
+    ids: std::collections::HashSet<String>,
+    order: VecDeque<(i64, String)>,
+}
+
+impl Seen {
+    fn insert(&mut self, ts: i64, id: &str) -> bool {
+        if self.ids.contains(id) {
+            return false;
+        }
+        self.ids.insert(id.to_string());
+        self.order.push_back((ts, id.to_string()));
+        true
+    }
+
+    fn forget_before(&mut self, ts: i64) {
+        while self.order.front().is_some_and(|(t, _)| *t < ts) {
+            if let Some((_, id)) = self.order.pop_front() {
+                self.ids.remove(&id);
+            }
+        }
+    }
+}
+
+fn set_counter(counters: &Counters, group: &str, f: impl FnOnce(&mut GroupCounters)) {
+    if let Ok(mut map) = counters.lock() {
+        let c = map
+            .entry(group.to_string())
+            .or_insert_with(|| GroupCounters {
+                group: group.to_string(),
+                ..GroupCounters::default()
+            });
+        f(c);
+    }
+}
+
+/// Polls one group forever (until the receiver is gone), from `since_ms`.
+pub async fn poll_group(
+    client: Client,
+    group: String,
+    since_ms: i64,
+    limiter: Arc<RateLimiter>,
+    counters: Counters,
+    tx: mpsc::Sender<SourceMsg>,
+) {
+    let mut names = Interner::default();
+    let group_name = names.get(&group);
+    let mut seen = Seen::default();
+    let mut newest = since_ms;
+    let mut backoff = Duration::from_secs(1);
+    set_counter(&counters, &group, |_| {});
+    loop {
+        let start = (newest - LOOKBACK_MS).max(since_ms);
+        let mut token: Option<String> = None;
+        let mut batch: Vec<Record> = Vec::new();
+        let mut failed = false;
+        loop {
+            limiter.acquire().await;
+            let resp = client
+                .filter_log_events()
+                .log_group_name(&group)
+                .start_time(start)
+                .limit(PAGE_LIMIT)
+                .set_next_token(token.clone())
+                .send()
+                .await;
+            set_counter(&counters, &group, |c| c.calls += 1);
+            let page = match resp {
+                Ok(p) => p,
+                Err(e) => {
+                    let code = e.code().unwrap_or("error").to_string();
+                    let msg = SafeText::new(&format!(
+                        "{code}: {}",
+                        e.message().unwrap_or(&e.to_string())
+                    ))
+                    .into_string();
+                    tracing::warn!(%group, "FilterLogEvents failed: {msg}");
+                    set_counter(&counters, &group, |c| {
+                        c.errors += 1;
+                        c.last_error = Some(msg);
+                    });
+                    failed = true;
+                    break;
+                }
+            };
+            let mut dups = 0;
+            for ev in page.events() {
+                let (Some(id), Some(ts)) = (ev.event_id(), ev.timestamp()) else {
+                    continue;
+                };
+                if !seen.insert(ts, id) {
+                    dups += 1;
+                    continue;
+                }
+                newest = newest.max(ts);
+                batch.push(Record {
+                    arrival_ms: ev.ingestion_time().unwrap_or(ts),
+                    ts_ms: ts,
+                    group: group_name.clone(),
+                    stream: names.get(ev.log_stream_name().unwrap_or("-")),
+                    text: SafeText::new(ev.message().unwrap_or("")),
+                });
+            }
+            set_counter(&counters, &group, |c| c.duplicates_dropped += dups);
+            // Pages can be empty while a token remains; a repeated token means the end.
+            let next = page.next_token().map(str::to_string);
+            if next.is_none() || next == token {
+                break;
+            }
+            token = next;
+        }
+        if !batch.is_empty() {
+            // Pages interleave streams; time order keeps each stream's order.
+            batch.sort_by_key(|r| (r.ts_ms, r.arrival_ms));
+            let n = batch.len() as u64;
+            let newest_ms = batch.iter().map(|r| r.ts_ms).max().unwrap_or(newest);
+            set_counter(&counters, &group, |c| {
+                c.events += n;
+                c.newest_ms = c.newest_ms.max(newest_ms);
+            });
+            if tx.send(SourceMsg::Batch(batch)).await.is_err() {
+                return;
+            }
+        }
+        seen.forget_before(newest - LOOKBACK_MS);
+        if failed {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        } else {
+            backoff = Duration::from_secs(1);
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_ids_are_forgotten_after_the_lookback() {
+        let mut s = Seen::default();
+        assert!(s.insert(10, "a"));
+        assert!(!s.insert(10, "a"));
+        assert!(s.insert(20, "b"));
+        s.forget_before(15);
+        assert!(s.insert(10, "a"));
+        assert!(!s.insert(20, "b"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_limiter_spaces_calls() {
+        let l = RateLimiter::new(5.0);
+        let t = tokio::time::Instant::now();
+        for _ in 0..6 {
+            l.acquire().await;
+        }
+        assert!(t.elapsed() >= Duration::from_millis(1000));
+    }
+}
