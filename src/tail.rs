@@ -124,6 +124,9 @@ pub async fn poll_group(
     set_counter(&counters, &group, |_| {});
     loop {
         let start = (newest - LOOKBACK_MS).max(since_ms);
+        // The restart point moves only after a complete round: pages are not in time order (they
+        // go stream by stream), so a round cut short may not have reached older events yet.
+        let mut round_newest = newest;
         let mut token: Option<String> = None;
         let mut batch: Vec<Record> = Vec::new();
         let mut failed = false;
@@ -165,7 +168,7 @@ pub async fn poll_group(
                     dups += 1;
                     continue;
                 }
-                newest = newest.max(ts);
+                round_newest = round_newest.max(ts);
                 batch.push(Record {
                     arrival_ms: ev.ingestion_time().unwrap_or(ts),
                     ts_ms: ts,
@@ -186,7 +189,7 @@ pub async fn poll_group(
             // Pages interleave streams; time order keeps each stream's order.
             batch.sort_by_key(|r| (r.ts_ms, r.arrival_ms));
             let n = batch.len() as u64;
-            let newest_ms = batch.iter().map(|r| r.ts_ms).max().unwrap_or(newest);
+            let newest_ms = batch.iter().map(|r| r.ts_ms).max().unwrap_or(round_newest);
             set_counter(&counters, &group, |c| {
                 c.events += n;
                 c.newest_ms = c.newest_ms.max(newest_ms);
@@ -194,6 +197,9 @@ pub async fn poll_group(
             if tx.send(SourceMsg::Batch(batch)).await.is_err() {
                 return;
             }
+        }
+        if !failed {
+            newest = round_newest;
         }
         seen.forget_before(newest - LOOKBACK_MS);
         if failed {

@@ -1,11 +1,15 @@
 //! `demo --to-cloudwatch` into moto_server, then `tail --headless --json` over every group: each
-//! event arrives exactly once (the test prints the counts), and the demo's incidents are found.
+//! event arrives exactly once (the test prints the counts), and the demo's incidents are found;
+//! again through a proxy that injects throttling, 5xx, dropped connections and 2 s delays.
 //! moto_server (PyPI `moto[server]`) is installed by scripts/test.sh.
 
 mod common;
 
-use std::net::TcpStream;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 struct Moto(Child);
@@ -60,55 +64,224 @@ fn run(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
     common::json(&out)
 }
 
-#[test]
-fn every_event_put_into_moto_is_tailed_exactly_once() {
-    let (_moto, url) = start_moto();
-    let dir = tempfile::tempdir().unwrap();
-    let put = run(
-        dir.path(),
-        &[
-            "demo",
-            "--to-cloudwatch",
-            "--endpoint-url",
-            &url,
-            "--seed",
-            "5",
-            "--baseline-hours",
-            "1",
-            "--json",
-        ],
-    );
-    let events = put["events"].as_u64().unwrap();
-    let groups: Vec<String> = put["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g.as_str().unwrap().to_string())
-        .collect();
-    assert!(groups.len() >= 6 && events > 50_000, "{put}");
+/// What the proxy does to the n-th FilterLogEvents call: bursts long enough to outlast the SDK's
+/// own retries, so the poller's recovery is what keeps the stream exactly-once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    Pass,
+    Throttle,
+    Unavailable,
+    Drop,
+    Delay,
+}
 
+fn fault_for(n: usize) -> Fault {
+    match n % 40 {
+        10..=14 => Fault::Throttle,
+        20..=23 => Fault::Unavailable,
+        30..=32 => Fault::Drop,
+        36 => Fault::Delay,
+        _ => Fault::Pass,
+    }
+}
+
+/// Reads one HTTP request (headers and a Content-Length body).
+fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(buf)
+}
+
+fn error_response(status: &str, kind: &str) -> Vec<u8> {
+    let body = format!("{{\"__type\":\"{kind}\",\"message\":\"injected by the test proxy\"}}");
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: proxy\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Relays one request to moto on its own connection.
+fn relay(upstream: &str, req: &[u8], client: &mut TcpStream) {
+    let text = String::from_utf8_lossy(req).to_string();
+    let head_end = text.find("\r\n\r\n").map_or(req.len(), |p| p + 4);
+    let mut head: Vec<&str> = text[..head_end]
+        .trim_end()
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    head.push("Connection: close");
+    let mut out = head.join("\r\n").into_bytes();
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(&req[head_end..]);
+    let Ok(mut up) = TcpStream::connect(upstream) else {
+        return;
+    };
+    if up.write_all(&out).is_err() {
+        return;
+    }
+    let mut resp = Vec::new();
+    let _ = up.read_to_end(&mut resp);
+    let _ = client.write_all(&resp);
+}
+
+/// A proxy in front of moto; returns its URL and the count of faults injected so far.
+fn start_fault_proxy(moto_url: &str) -> (String, Arc<AtomicUsize>) {
+    let upstream = moto_url.trim_start_matches("http://").to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let faults = Arc::new(AtomicUsize::new(0));
+    let injected = faults.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut client) = conn else { continue };
+            let (upstream, calls, faults) = (upstream.clone(), calls.clone(), faults.clone());
+            std::thread::spawn(move || {
+                let Some(req) = read_request(&mut client) else {
+                    return;
+                };
+                let is_filter =
+                    String::from_utf8_lossy(&req).contains("Logs_20140328.FilterLogEvents");
+                let fault = if is_filter {
+                    fault_for(calls.fetch_add(1, Ordering::SeqCst))
+                } else {
+                    Fault::Pass
+                };
+                if fault != Fault::Pass {
+                    faults.fetch_add(1, Ordering::SeqCst);
+                }
+                match fault {
+                    Fault::Throttle => {
+                        let _ = client
+                            .write_all(&error_response("400 Bad Request", "ThrottlingException"));
+                    }
+                    Fault::Unavailable => {
+                        let _ = client.write_all(&error_response(
+                            "503 Service Unavailable",
+                            "ServiceUnavailableException",
+                        ));
+                    }
+                    Fault::Drop => {}
+                    Fault::Delay => {
+                        std::thread::sleep(Duration::from_secs(2));
+                        relay(&upstream, &req, &mut client);
+                    }
+                    Fault::Pass => relay(&upstream, &req, &mut client),
+                }
+            });
+        }
+    });
+    (url, injected)
+}
+
+fn tail_all(dir: &std::path::Path, url: &str, groups: &[String], idle: &str) -> serde_json::Value {
     let mut args: Vec<String> = [
         "tail",
         "--endpoint-url",
-        &url,
+        url,
         "--since",
         "2d",
         "--headless",
         "--json",
         "--exit-when-idle",
-        "4s",
+        idle,
         "--tps",
         "20",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    for g in &groups {
+    for g in groups {
         args.push("--group".into());
         args.push(g.clone());
     }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let report = run(dir.path(), &argv);
+    run(dir, &argv)
+}
+
+fn put_demo(dir: &std::path::Path, url: &str, seed: &str) -> (u64, Vec<String>) {
+    let put = run(
+        dir,
+        &[
+            "demo",
+            "--to-cloudwatch",
+            "--endpoint-url",
+            url,
+            "--seed",
+            seed,
+            "--baseline-hours",
+            "1",
+            "--json",
+        ],
+    );
+    let groups = put["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap().to_string())
+        .collect();
+    (put["events"].as_u64().unwrap(), groups)
+}
+
+#[test]
+fn faults_delay_events_but_never_lose_or_repeat_them() {
+    let (_moto, moto_url) = start_moto();
+    let (proxy_url, faults) = start_fault_proxy(&moto_url);
+    let dir = tempfile::tempdir().unwrap();
+    let (events, groups) = put_demo(dir.path(), &moto_url, "6");
+    let report = tail_all(dir.path(), &proxy_url, &groups, "12s");
+    let per_group = report["groups"].as_array().unwrap();
+    let sum = |k: &str| -> u64 { per_group.iter().map(|g| g[k].as_u64().unwrap()).sum() };
+    let delivered = report["events"].as_u64().unwrap();
+    eprintln!(
+        "with faults: put {events} events in {} groups; delivered {delivered}; missing {}; duplicates dropped {}; faults injected {}; errors counted {}",
+        groups.len(),
+        events.saturating_sub(delivered),
+        sum("duplicates_dropped"),
+        faults.load(Ordering::SeqCst),
+        sum("errors")
+    );
+    assert_eq!(delivered, events, "{report}");
+    assert_eq!(report["lines"].as_u64().unwrap(), events);
+    assert!(faults.load(Ordering::SeqCst) > 0);
+    assert!(sum("errors") > 0, "the counters show the faults: {report}");
+}
+
+#[test]
+fn every_event_put_into_moto_is_tailed_exactly_once() {
+    let (_moto, url) = start_moto();
+    let dir = tempfile::tempdir().unwrap();
+    let (events, groups) = put_demo(dir.path(), &url, "5");
+    assert!(
+        groups.len() >= 6 && events > 50_000,
+        "{events} events in {groups:?}"
+    );
+
+    let report = tail_all(dir.path(), &url, &groups, "4s");
     let per_group = report["groups"].as_array().unwrap();
     let dups: u64 = per_group
         .iter()
