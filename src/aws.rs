@@ -33,9 +33,16 @@ pub fn advice(error: &str, opts: &AwsOptions) -> String {
     let lower = error.to_ascii_lowercase();
     if lower.contains("sso") && (lower.contains("expired") || lower.contains("token")) {
         format!("{error}. The SSO session has expired: run `aws sso login --profile {profile}`.")
-    } else if lower.contains("no credentials")
-        || lower.contains("credentials provider")
-        || lower.contains("failed to load credentials")
+    } else if [
+        "no credentials",
+        "credentials provider",
+        "credential provider",
+        "credentialsnotloaded",
+        "no providers in chain",
+        "failed to load credentials",
+    ]
+    .iter()
+    .any(|k| lower.contains(k))
     {
         format!(
             "{error}. No AWS credentials found: run `aws configure` or `aws sso login --profile {profile}`, or pass --profile."
@@ -48,5 +55,24 @@ pub fn advice(error: &str, opts: &AwsOptions) -> String {
         format!("{error}. No region: pass --region or set AWS_REGION.")
     } else {
         error.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advice_names_the_command_to_run() {
+        let o = AwsOptions {
+            profile: Some("prod".into()),
+            ..AwsOptions::default()
+        };
+        assert!(
+            advice("the SSO session token has expired", &o)
+                .contains("aws sso login --profile prod")
+        );
+        assert!(advice("no providers in chain provided credentials", &o).contains("aws configure"));
+        assert_eq!(advice("something else", &o), "something else");
     }
 }

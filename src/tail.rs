@@ -145,11 +145,14 @@ pub async fn poll_group(
                 Ok(p) => p,
                 Err(e) => {
                     let code = e.code().unwrap_or("error").to_string();
-                    let msg = SafeText::new(&format!(
-                        "{code}: {}",
-                        e.message().unwrap_or(&e.to_string())
-                    ))
-                    .into_string();
+                    let detail = match e.message() {
+                        Some(m) => format!("{code}: {m}"),
+                        // Transport and credential failures carry their cause in the source chain.
+                        None => {
+                            format!("{}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e))
+                        }
+                    };
+                    let msg = SafeText::new(&detail).into_string();
                     tracing::warn!(%group, "FilterLogEvents failed: {msg}");
                     set_counter(&counters, &group, |c| {
                         c.errors += 1;

@@ -303,3 +303,38 @@ fn every_event_put_into_moto_is_tailed_exactly_once() {
         "the demo's incidents are found"
     );
 }
+
+#[test]
+fn without_credentials_the_error_says_what_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(common::bin())
+        .args([
+            "tail",
+            "--group",
+            "/demo/none",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+            "--region",
+            "us-east-1",
+            "--headless",
+            "--exit-when-idle",
+            "3s",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("STORMWATCH_DATA_DIR", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "nothing to show must be an error: {err}"
+    );
+    assert!(
+        err.contains("aws configure") || err.contains("aws sso login"),
+        "{err}"
+    );
+}
