@@ -40,6 +40,7 @@ pub fn advice(error: &str, opts: &AwsOptions) -> String {
         "credentialsnotloaded",
         "no providers in chain",
         "failed to load credentials",
+        "loading credentials",
     ]
     .iter()
     .any(|k| lower.contains(k))
