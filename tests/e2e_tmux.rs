@@ -5,55 +5,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 use stormwatch::config::Config;
 use stormwatch::sim::{SimConfig, generate};
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            // A detached server still wants to know what terminal it emulates for its clients.
-            .env(
-                "TERM",
-                std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into()),
-            )
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux is required for this test: run ./scripts/test.sh, which installs it")
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "sw"]).stdout).into_owned()
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "timed out waiting for {what}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
-}
 
 fn hms_to_ms(day_start: i64, hms: &str) -> Option<i64> {
     let mut it = hms.split(':').map(|p| p.parse::<i64>().ok());
@@ -65,7 +19,7 @@ fn hms_to_ms(day_start: i64, hms: &str) -> Option<i64> {
 fn demo_console_shows_an_incident_and_saves_a_label() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let tmux = Tmux {
+    let tmux = common::Tmux {
         socket: format!("stormwatch-e2e-{}", std::process::id()),
     };
     let env_data = format!("STORMWATCH_DATA_DIR={}", data.display());

@@ -338,3 +338,68 @@ fn without_credentials_the_error_says_what_to_run() {
         "{err}"
     );
 }
+
+#[test]
+fn tail_console_shows_the_demo_incident_from_moto() {
+    let (_moto, url) = start_moto();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, groups) = put_demo(dir.path(), &url, "8");
+    let tmux = common::Tmux {
+        socket: format!("stormwatch-tail-{}", std::process::id()),
+    };
+    let data = format!("STORMWATCH_DATA_DIR={}", dir.path().join("data").display());
+    let cfg = format!("XDG_CONFIG_HOME={}", dir.path().join("config").display());
+    let mut cmd: Vec<String> = vec![
+        common::bin().to_string(),
+        "tail".into(),
+        "--endpoint-url".into(),
+        url.clone(),
+        "--since".into(),
+        "2d".into(),
+    ];
+    for g in &groups {
+        cmd.push("--group".into());
+        cmd.push(g.clone());
+    }
+    let mut args: Vec<&str> = vec![
+        "new-session",
+        "-d",
+        "-s",
+        "sw",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        "-e",
+        &data,
+        "-e",
+        &cfg,
+        "-e",
+        "AWS_ACCESS_KEY_ID=testing",
+        "-e",
+        "AWS_SECRET_ACCESS_KEY=testing",
+        "-e",
+        "AWS_REGION=us-east-1",
+        "-e",
+        "AWS_EC2_METADATA_DISABLED=true",
+    ];
+    args.extend(cmd.iter().map(String::as_str));
+    let out = tmux.cmd(&args);
+    assert!(
+        out.status.success(),
+        "tmux: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let screen = tmux.wait_for("an incident row from moto", Duration::from_secs(60), |s| {
+        s.contains("│#1 ")
+    });
+    assert!(screen.contains("tail · "), "{screen}");
+    let kinds = [
+        "SSH brute force",
+        "Lambda timeout cascade",
+        "EC2 disk filling up",
+        "Leaked access key",
+    ];
+    assert!(kinds.iter().any(|k| screen.contains(k)), "{screen}");
+    tmux.cmd(&["send-keys", "-t", "sw", "q"]);
+}
