@@ -624,6 +624,7 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
     let spawn_pollers = {
         let counters = counters.clone();
         let groups = groups.clone();
+        let opts = opts.clone();
         move |tx: tokio::sync::mpsc::Sender<SourceMsg>| {
             for g in groups {
                 tokio::spawn(crate::tail::poll_group(
@@ -633,6 +634,7 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
                     limiter.clone(),
                     counters.clone(),
                     tx.clone(),
+                    opts.clone(),
                 ));
             }
         }
@@ -654,12 +656,19 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<SourceMsg>(64);
         spawn_pollers(tx);
-        // Exit once nothing new has arrived for `idle` (measured from the last batch).
-        while let Ok(Some(msg)) = tokio::time::timeout(idle, rx.recv()).await {
-            if let SourceMsg::Batch(batch) = msg {
-                for r in batch {
-                    engine.ingest(r);
+        // Exit once no event has arrived for `idle`; notices about failures do not count as data.
+        let mut last_data = tokio::time::Instant::now();
+        loop {
+            let left = idle.saturating_sub(last_data.elapsed());
+            match tokio::time::timeout(left, rx.recv()).await {
+                Ok(Some(SourceMsg::Batch(batch))) => {
+                    last_data = tokio::time::Instant::now();
+                    for r in batch {
+                        engine.ingest(r);
+                    }
                 }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
             }
         }
     });

@@ -24,6 +24,8 @@ pub enum SourceMsg {
     Clock(i64),
     /// The source has nothing more to send; the text says why, for the status line.
     Done(String),
+    /// Something the operator should know (a failing AWS call and what to do about it).
+    Notice(String),
 }
 
 /// An exported log event, with the field names CloudWatch Logs uses (FilterLogEvents, `aws logs`),
@@ -186,7 +188,7 @@ mod tests {
         while let Some(msg) = rx.recv().await {
             match msg {
                 SourceMsg::Batch(b) => got += b.len(),
-                SourceMsg::Clock(_) => {}
+                SourceMsg::Clock(_) | SourceMsg::Notice(_) => {}
                 SourceMsg::Done(_) => break,
             }
         }

@@ -115,6 +115,7 @@ pub async fn poll_group(
     limiter: Arc<RateLimiter>,
     counters: Counters,
     tx: mpsc::Sender<SourceMsg>,
+    opts: crate::aws::AwsOptions,
 ) {
     let mut names = Interner::default();
     let group_name = names.get(&group);
@@ -154,6 +155,11 @@ pub async fn poll_group(
                     };
                     let msg = SafeText::new(&detail).into_string();
                     tracing::warn!(%group, "FilterLogEvents failed: {msg}");
+                    // The console keeps what it has and says what to do; a full channel skips it.
+                    let _ = tx.try_send(SourceMsg::Notice(format!(
+                        "{group}: {}",
+                        crate::aws::advice(&msg, &opts)
+                    )));
                     set_counter(&counters, &group, |c| {
                         c.errors += 1;
                         c.last_error = Some(msg);

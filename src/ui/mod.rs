@@ -137,6 +137,10 @@ fn handle(app: &mut App, msg: SourceMsg, on_incident: &impl Fn(&App, u64)) -> us
             app.source_done = Some(text);
             1
         }
+        SourceMsg::Notice(text) => {
+            app.status = text;
+            1
+        }
     }
 }
 
