@@ -27,12 +27,14 @@ pub async fn load(opts: &AwsOptions) -> SdkConfig {
     loader.load().await
 }
 
-/// One line an operator can act on, from an SDK error's text.
+/// One line an operator can act on, from an SDK error's text: what to do first (a status line
+/// may cut the end), then the error itself.
 pub fn advice(error: &str, opts: &AwsOptions) -> String {
     let profile = opts.profile.as_deref().unwrap_or("default");
     let lower = error.to_ascii_lowercase();
-    if lower.contains("sso") && (lower.contains("expired") || lower.contains("token")) {
-        format!("{error}. The SSO session has expired: run `aws sso login --profile {profile}`.")
+    let action = if lower.contains("sso") && (lower.contains("expired") || lower.contains("token"))
+    {
+        format!("The SSO session has expired: run `aws sso login --profile {profile}`")
     } else if [
         "no credentials",
         "credentials provider",
@@ -46,17 +48,16 @@ pub fn advice(error: &str, opts: &AwsOptions) -> String {
     .any(|k| lower.contains(k))
     {
         format!(
-            "{error}. No AWS credentials found: run `aws configure` or `aws sso login --profile {profile}`, or pass --profile."
+            "No AWS credentials found: run `aws configure` or `aws sso login --profile {profile}`, or pass --profile"
         )
     } else if lower.contains("accessdenied") || lower.contains("not authorized") {
-        format!(
-            "{error}. The credentials lack a permission: see the least-privilege policy in assets/iam-tail-policy.json."
-        )
+        "The credentials lack a permission: see the least-privilege policy in assets/iam-tail-policy.json".to_string()
     } else if lower.contains("region") && lower.contains("missing") {
-        format!("{error}. No region: pass --region or set AWS_REGION.")
+        "No region: pass --region or set AWS_REGION".to_string()
     } else {
-        error.to_string()
-    }
+        return error.to_string();
+    };
+    format!("{action} ({error})")
 }
 
 #[cfg(test)]

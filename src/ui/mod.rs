@@ -38,7 +38,7 @@ pub async fn run(
     let mut frame = tokio::time::interval(FRAME);
     frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
-    let mut drawn = (u64::MAX, i64::MIN);
+    let mut drawn = None;
     let mut saved = (std::time::Instant::now(), 0u64);
     let mut source_open = true;
     let result: anyhow::Result<()> = loop {
@@ -46,7 +46,7 @@ pub async fn run(
             if let Err(e) = terminal.draw(|f| view::draw(f, &app)) {
                 break Err(e.into());
             }
-            drawn = (app.engine.lines(), app.engine.clock_ms());
+            drawn = Some(view_key(&app));
             dirty = false;
         }
         tokio::select! {
@@ -96,7 +96,7 @@ pub async fn run(
             },
             _ = frame.tick() => {
                 // Redraw for data only when data or time moved: an idle console stays idle.
-                dirty |= drawn != (app.engine.lines(), app.engine.clock_ms());
+                dirty |= drawn.as_ref() != Some(&view_key(&app));
                 if let Some(store) = &store
                     && saved.0.elapsed() >= TEMPLATE_SAVE_EVERY && saved.1 != app.engine.lines() {
                         save_templates(store, &app);
@@ -115,6 +115,16 @@ pub async fn run(
     }
     ratatui::restore();
     (app, result)
+}
+
+/// What a redraw depends on besides keys: data, time, and the messages sources send.
+fn view_key(app: &App) -> (u64, i64, String, bool) {
+    (
+        app.engine.lines(),
+        app.engine.clock_ms(),
+        app.status.clone(),
+        app.source_done.is_some(),
+    )
 }
 
 fn handle(app: &mut App, msg: SourceMsg, on_incident: &impl Fn(&App, u64)) -> usize {
