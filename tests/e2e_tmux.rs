@@ -22,33 +22,15 @@ fn demo_console_shows_an_incident_and_saves_a_label() {
     let tmux = common::Tmux {
         socket: format!("stormwatch-e2e-{}", std::process::id()),
     };
-    let env_data = format!("STORMWATCH_DATA_DIR={}", data.display());
-    let env_cfg = format!("XDG_CONFIG_HOME={}", dir.path().join("config").display());
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "sw",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        "-e",
-        &env_data,
-        "-e",
-        &env_cfg,
-        "-e",
-        "AWS_ACCESS_KEY_ID=",
-        "-e",
-        "AWS_SECRET_ACCESS_KEY=",
-        "-e",
-        "AWS_PROFILE=stormwatch-e2e-none",
-        common::bin(),
-    ]);
-    assert!(
-        out.status.success(),
-        "tmux: {}",
-        String::from_utf8_lossy(&out.stderr)
+    tmux.start(
+        &[
+            format!("STORMWATCH_DATA_DIR={}", data.display()),
+            format!("XDG_CONFIG_HOME={}", dir.path().join("config").display()),
+            "AWS_ACCESS_KEY_ID=".into(),
+            "AWS_SECRET_ACCESS_KEY=".into(),
+            "AWS_PROFILE=stormwatch-e2e-none".into(),
+        ],
+        &[common::bin().to_string()],
     );
 
     let screen = tmux.wait_for("the console panes", Duration::from_secs(30), |s| {

@@ -347,8 +347,6 @@ fn tail_console_shows_the_demo_incident_from_moto() {
     let tmux = common::Tmux {
         socket: format!("stormwatch-tail-{}", std::process::id()),
     };
-    let data = format!("STORMWATCH_DATA_DIR={}", dir.path().join("data").display());
-    let cfg = format!("XDG_CONFIG_HOME={}", dir.path().join("config").display());
     let mut cmd: Vec<String> = vec![
         common::bin().to_string(),
         "tail".into(),
@@ -361,34 +359,16 @@ fn tail_console_shows_the_demo_incident_from_moto() {
         cmd.push("--group".into());
         cmd.push(g.clone());
     }
-    let mut args: Vec<&str> = vec![
-        "new-session",
-        "-d",
-        "-s",
-        "sw",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        "-e",
-        &data,
-        "-e",
-        &cfg,
-        "-e",
-        "AWS_ACCESS_KEY_ID=testing",
-        "-e",
-        "AWS_SECRET_ACCESS_KEY=testing",
-        "-e",
-        "AWS_REGION=us-east-1",
-        "-e",
-        "AWS_EC2_METADATA_DISABLED=true",
-    ];
-    args.extend(cmd.iter().map(String::as_str));
-    let out = tmux.cmd(&args);
-    assert!(
-        out.status.success(),
-        "tmux: {}",
-        String::from_utf8_lossy(&out.stderr)
+    tmux.start(
+        &[
+            format!("STORMWATCH_DATA_DIR={}", dir.path().join("data").display()),
+            format!("XDG_CONFIG_HOME={}", dir.path().join("config").display()),
+            "AWS_ACCESS_KEY_ID=testing".into(),
+            "AWS_SECRET_ACCESS_KEY=testing".into(),
+            "AWS_REGION=us-east-1".into(),
+            "AWS_EC2_METADATA_DISABLED=true".into(),
+        ],
+        &cmd,
     );
     let screen = tmux.wait_for("an incident row from moto", Duration::from_secs(60), |s| {
         s.contains("│#1 ")

@@ -55,6 +55,21 @@ impl Tmux {
             .expect("tmux is required for this test: run ./scripts/test.sh, which installs it")
     }
 
+    /// Starts `cmd` in a detached 160x50 session named `sw` with the given `KEY=VALUE` environment.
+    pub fn start(&self, env: &[String], cmd: &[String]) {
+        let mut args: Vec<&str> = vec!["new-session", "-d", "-s", "sw", "-x", "160", "-y", "50"];
+        for e in env {
+            args.extend(["-e", e.as_str()]);
+        }
+        args.extend(cmd.iter().map(String::as_str));
+        let out = self.cmd(&args);
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn screen(&self) -> String {
         String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "sw"]).stdout).into_owned()
     }
