@@ -20,9 +20,9 @@ use std::path::PathBuf;
     name = "stormwatch",
     version,
     about = "Terminal incident console for AWS: live logs, anomaly scores, incidents and labels that teach it.",
-    long_about = "Terminal incident console for AWS. With no command it opens the console; with no AWS \
-source configured (live sources are not in this build yet) that is the embedded demo incident, which \
-needs no AWS account.\n\nFiles: config in the platform config dir (see `stormwatch config path`), store \
+    long_about = "Terminal incident console for AWS. With no command it opens the console on the embedded \
+demo incident, which needs no AWS account; `stormwatch tail --group NAME` opens it on live CloudWatch \
+Logs groups.\n\nFiles: config in the platform config dir (see `stormwatch config path`), store \
 and log file in the data dir (STORMWATCH_DATA_DIR overrides it)."
 )]
 pub struct Cli {
