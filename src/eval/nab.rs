@@ -100,48 +100,12 @@ pub fn load_profiles(nab_dir: &Path) -> Result<Vec<Profile>, NabError> {
     }
 }
 
-/// Days since 1970-01-01 for a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Parses `YYYY-MM-DD HH:MM:SS[.ffffff]` (also `T` separator) into epoch
 /// milliseconds (UTC; NAB timestamps carry no zone).
 pub fn parse_timestamp(s: &str) -> Option<i64> {
     let s = s.trim();
-    let (date, time) = s.split_once([' ', 'T']).unwrap_or((s, "00:00:00"));
-    let mut dp = date.split('-');
-    let y: i64 = dp.next()?.parse().ok()?;
-    let mo: i64 = dp.next()?.parse().ok()?;
-    let d: i64 = dp.next()?.parse().ok()?;
-    if dp.next().is_some() || !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let time = time.trim_end_matches('Z');
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut tp = hms.split(':');
-    let h: i64 = tp.next()?.parse().ok()?;
-    let mi: i64 = tp.next().unwrap_or("0").parse().ok()?;
-    let sec: i64 = tp.next().unwrap_or("0").parse().ok()?;
-    if h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut ms = 0i64;
-    if !frac.is_empty() {
-        if !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
-        ms = digits.parse().ok()?;
-    }
-    let days = days_from_civil(y, mo, d);
-    Some(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms)
+    // NAB writes `YYYY-MM-DD HH:MM:SS[.ffffff]`; a bare date means midnight.
+    crate::timefmt::parse_iso(s).or_else(|| crate::timefmt::parse_iso(&format!("{s} 00:00:00")))
 }
 
 /// One `timestamp,value` file as read from disk.
