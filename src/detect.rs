@@ -24,12 +24,22 @@ const ESTABLISHED_MIN: u64 = 60;
 /// Lowest expected count per minute: nothing is so quiet that one event is a miracle.
 const FLOOR_RATE: f64 = 0.5;
 const FLOOR_NEW_RATE: f64 = 1.0;
-/// Smallest spread assumed for a gauge, in its own units (percentage points).
-const GAUGE_SD_FLOOR: f64 = 2.0;
+/// Smallest spread assumed for a gauge, in its own units (percentage points). Disks move in whole
+/// percent and a healthy one barely moves, so a few points of fill are news; CPU wanders.
+fn gauge_sd_floor(signal: Signal) -> f64 {
+    match signal {
+        Signal::DiskUsedPct => 0.75,
+        _ => 2.0,
+    }
+}
 /// Smallest spread assumed for a gauge's rise over [`TREND_MIN`] minutes: a disk that fills fast
 /// is news long before it is full.
 const TREND_SD_FLOOR: f64 = 1.0;
 const TREND_MIN: i64 = 5;
+/// Minutes of history before a gauge is judged at all. Short, because an instance that scaled out
+/// twenty minutes ago can fill its disk too; the spread floor keeps a short history from being
+/// over-trusted.
+const GAUGE_MIN_HISTORY_MIN: u64 = 10;
 /// Relative extra-Poisson variation of real traffic: busy series (hundreds of requests a minute)
 /// swing by tens of percent for no reason, which a pure Poisson test would call a miracle.
 const OVERDISPERSION: f64 = 0.2;
@@ -129,7 +139,7 @@ impl Detector {
                 .filter(|(m, _)| *m >= obs.minute - TREND_MIN && *m < obs.minute)
                 .map(|(_, v)| *v)
                 .reduce(f64::min);
-            score_gauge(series, current, low)
+            score_gauge(series, current, low, gauge_sd_floor(obs.signal))
         } else {
             let lambda = if series.minutes >= ESTABLISHED_MIN {
                 series.rate.max(FLOOR_RATE)
@@ -208,8 +218,8 @@ fn fold(series: &mut Series, prior: &mut Prior, minute: i64, value: f64, gauge: 
 
 /// Level against the baseline, and rise against the lowest value of the last few minutes; the
 /// larger surprise wins.
-fn score_gauge(series: &Series, current: f64, recent_low: Option<f64>) -> Score {
-    if series.minutes < 30 {
+fn score_gauge(series: &Series, current: f64, recent_low: Option<f64>, sd_floor: f64) -> Score {
+    if series.minutes < GAUGE_MIN_HISTORY_MIN {
         return Score {
             score: 0.0,
             observed: current,
@@ -217,7 +227,7 @@ fn score_gauge(series: &Series, current: f64, recent_low: Option<f64>) -> Score 
             window_min: 0,
         };
     }
-    let sd = series.var.sqrt().max(GAUGE_SD_FLOOR);
+    let sd = series.var.sqrt().max(sd_floor);
     let z_level = ((current - series.rate) / sd).max(0.0);
     // A rise is judged against the series' own minute-to-minute spread: CPU jumps, disks creep.
     let rise_sd = (series.var.sqrt() * 1.5).max(TREND_SD_FLOOR);

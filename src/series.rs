@@ -20,6 +20,18 @@
 //!    moved to a new regime: the baseline and the statistic histories restart
 //!    from the new regime (a simple change-point restart), otherwise the
 //!    shift itself would dominate the histories and mask later incidents.
+//! 5. Right after such a restart a statistic has (almost) no history of its
+//!    own, and judging it only against the fixed `floor` raises false alarms
+//!    ~180 rows after many restarts (the 144-row scale becomes evaluable with
+//!    an empty history). Until a statistic has `min_history_rows` fresh
+//!    values, its limit is therefore also bounded below by the extremes it had *before* the detection that
+//!    led to the restart (a snapshot taken before the event's own values were
+//!    recorded, so the event never masks itself). The old extremes are only a
+//!    fallback: once the new regime has its own history, it alone decides, so
+//!    a calmer new regime is not blinded by the old one for days.
+//!    This removes only part of those alarms: the baseline itself is short
+//!    (36+ rows) right after a restart, so its MAD is noisy and the long
+//!    scale's statistic can still be inflated beyond the old extremes.
 //!
 //! The score is `r^4 / (1 + r^4)` where `r` is the largest statistic/limit
 //! ratio, so it is 0.5 exactly at the limit and `THRESHOLD` is the decision.
@@ -61,6 +73,11 @@ pub struct Config {
     pub shift_confirm_rows: usize,
     /// Level change (in pre-detection MAD units) that counts as a new regime.
     pub shift_z: f64,
+    /// After a regime restart, a statistic with fewer fresh history values
+    /// than this is also judged against its pre-detection extremes (see
+    /// step 5 of the module docs). 36 rows = 3 hours at 5-minute steps, a
+    /// quarter of the warm-up; results are flat for 1..36 on NAB.
+    pub min_history_rows: usize,
 }
 
 impl Default for Config {
@@ -77,6 +94,7 @@ impl Default for Config {
             rel_scale_floor: 0.01,
             shift_confirm_rows: 24,
             shift_z: 3.0,
+            min_history_rows: 36,
         }
     }
 }
@@ -96,6 +114,8 @@ struct SlidingMax {
     /// (push index, value), values strictly decreasing front to back.
     deque: VecDeque<(u64, f64)>,
     pushed: u64,
+    /// Pushes since the last clear.
+    count: usize,
 }
 
 impl SlidingMax {
@@ -109,6 +129,7 @@ impl SlidingMax {
         }
         self.deque.push_back((self.pushed, v));
         self.pushed += 1;
+        self.count += 1;
         let oldest = self.pushed.saturating_sub(cap as u64);
         while self.deque.front().is_some_and(|&(i, _)| i < oldest) {
             self.deque.pop_front();
@@ -117,6 +138,7 @@ impl SlidingMax {
 
     fn clear(&mut self) {
         self.deque.clear();
+        self.count = 0;
     }
 }
 
@@ -133,6 +155,14 @@ pub struct Detector {
     /// Baseline (median, scale) just before the last detection.
     pre_detection: Option<(f64, f64)>,
     scratch: Vec<f64>,
+    /// (statistic index, value) computed for the current row, recorded into
+    /// the histories only after the detection decision.
+    pending: Vec<(usize, f64)>,
+    /// Histories as they were just before the last detection.
+    pre_detection_history: Option<Vec<SlidingMax>>,
+    /// Pre-detection histories of the event that caused the last regime
+    /// restart; a fallback limit while the fresh histories are short.
+    fallback: Option<Vec<SlidingMax>>,
 }
 
 impl Detector {
@@ -146,6 +176,9 @@ impl Detector {
             since_detection: usize::MAX,
             pre_detection: None,
             scratch: Vec::new(),
+            pending: Vec::new(),
+            pre_detection_history: None,
+            fallback: None,
         }
     }
 
@@ -181,6 +214,7 @@ impl Detector {
 
         let n = self.values.len();
         let mut ratio: f64 = 0.0;
+        self.pending.clear();
         for si in 0..self.cfg.scales.len() {
             let k = self.cfg.scales[si].max(1);
             if n < k + self.cfg.min_baseline_rows {
@@ -202,16 +236,19 @@ impl Detector {
             // Means of k roughly independent deviations shrink like sqrt(k).
             let floor = self.cfg.floor / kf.sqrt();
             for (j, stat) in stats.into_iter().enumerate() {
-                let h = &mut self.history[si * 2 + j];
-                let r = stat / (self.cfg.margin * h.max().max(floor));
+                let i = si * 2 + j;
+                let h = &self.history[i];
+                let mut limit = h.max().max(floor);
+                if h.count < self.cfg.min_history_rows
+                    && let Some(old) = &self.fallback
+                {
+                    limit = limit.max(old[i].max());
+                }
+                let r = stat / (self.cfg.margin * limit);
                 if j == 0 || k > 1 {
                     ratio = ratio.max(r);
                 }
-                // The first half of the warm-up only fills the baseline; its
-                // statistics are too noisy to define "normal extremes".
-                if self.seen > self.cfg.warmup_rows / 2 {
-                    h.push(stat, self.cfg.history_rows);
-                }
+                self.pending.push((i, stat));
             }
         }
         if self.seen < self.cfg.warmup_rows {
@@ -222,7 +259,19 @@ impl Detector {
         if self.since_detection < self.cfg.suppress_rows {
             score = score.min(SUPPRESSED_CAP);
         }
-        if score >= THRESHOLD {
+        let detected = score >= THRESHOLD;
+        if detected {
+            // Before this row's (anomalous) values enter the histories.
+            self.pre_detection_history = Some(self.history.clone());
+        }
+        // The first half of the warm-up only fills the baseline; its
+        // statistics are too noisy to define "normal extremes".
+        if self.seen > self.cfg.warmup_rows / 2 {
+            for &(i, stat) in &self.pending {
+                self.history[i].push(stat, self.cfg.history_rows);
+            }
+        }
+        if detected {
             self.since_detection = 0;
             if n > 1 {
                 let from = (n - 1).saturating_sub(self.cfg.baseline_rows);
@@ -258,6 +307,7 @@ impl Detector {
         for h in self.history.iter_mut() {
             h.clear();
         }
+        self.fallback = self.pre_detection_history.take();
         self.seen = keep;
     }
 }

@@ -19,6 +19,10 @@ const MIN: i64 = 60 * SEC;
 const HOUR: i64 = 60 * MIN;
 const DAY: i64 = 24 * HOUR;
 
+/// Points above its pre-onset level at which a filling disk is plainly visible: a disk wobbles by
+/// about one point and the nightly job adds at most four.
+pub const DISK_EVIDENCE_RISE: f64 = 5.0;
+
 /// Log group of the instances' `/var/log/secure` (sshd, sudo), one stream per instance id.
 pub const GROUP_SECURE: &str = "/ec2/var/log/secure";
 /// Log group of the instances' `/var/log/messages` (systemd, cron, app, health agent).
@@ -160,6 +164,11 @@ pub struct TruthIncident {
     pub onset_ms: i64,
     /// `ts_ms` of the last anomalous event.
     pub end_ms: i64,
+    /// When a watcher could first have known: the first anomalous event (CloudTrail: once
+    /// delivered); for a filling disk, the first report [`DISK_EVIDENCE_RISE`] points above its
+    /// level before onset, which is beyond the fleet's normal wobble and the nightly job's bump.
+    #[serde(default)]
+    pub evidence_ms: i64,
     /// SSH: attacker IP; Lambda: function name; disk: instance id; leaked key: access key id.
     pub main_entity: String,
     /// Every entity involved (instances, ENIs, IPs, functions, key, user ARN, buckets...).
@@ -692,6 +701,8 @@ struct Out {
     spans: Vec<Option<(i64, i64)>>,
     /// Free counters per incident / distractor, for the ground-truth sentences.
     counts: Vec<[u64; 4]>,
+    /// Earliest arrival of evidence per incident where it differs from the first event's time.
+    evidence: Vec<Option<i64>>,
 }
 
 impl Out {
@@ -721,6 +732,12 @@ impl Out {
                 None => (ts, ts),
                 Some((a, b)) => (a.min(ts), b.max(ts)),
             });
+        }
+    }
+
+    fn evidence(&mut self, span: usize, arrival_ms: i64) {
+        if let Some(e) = self.evidence.get_mut(span) {
+            *e = Some(e.map_or(arrival_ms, |x| x.min(arrival_ms)));
         }
     }
 
@@ -1199,6 +1216,7 @@ pub fn generate(cfg: &SimConfig) -> Scenario {
             end_ms,
             spans: vec![None; n_items],
             counts: vec![[0; 4]; n_items],
+            evidence: vec![None; n_items],
         },
         ct_group,
         ct_stream,
@@ -2051,6 +2069,10 @@ impl Sim {
                 let k = *inst;
                 self.inst[k].disk_force = Some(used);
                 self.inst[k].health_span = Some(idx);
+                if used.round() >= (*base + DISK_EVIDENCE_RISE).round() {
+                    let at = t0 + self.inst[k].health_offset + lags.messages[k];
+                    self.out.evidence(idx, at);
+                }
                 self.disk_errors(t0, idx, k, used.round(), lags.messages[k]);
             }
             Data::Key {
@@ -2271,6 +2293,7 @@ impl Sim {
             let l = ct_line(&mut sim.rng, &sim.acct, who, ip, ua, ts, call);
             if sim.out.push(ts, lags.ct, &sim.ct_group, &sim.ct_stream, l) {
                 sim.out.note(idx, ts);
+                sim.out.evidence(idx, ts + lags.ct);
             }
         };
         if first {
@@ -2701,6 +2724,7 @@ impl Sim {
                     incidents.push(TruthIncident {
                         kind: *kind,
                         onset_ms: a,
+                        evidence_ms: self.out.evidence[idx].unwrap_or(a).max(a),
                         end_ms: b,
                         main_entity: main,
                         entities,

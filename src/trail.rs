@@ -5,6 +5,13 @@
 //! so a score never depends on the future. Every signal is a value in 0..1 with
 //! a fixed weight; they are combined as a noisy-OR so that one strong signal is
 //! enough to raise an alert while several weak ones add up without exceeding 1.
+//!
+//! Per-principal familiarity (with an API, a request shape, a service, a region,
+//! an address) is counted in *occasions*, not calls: a thousand calls inside one
+//! automation run are one piece of evidence that the behaviour is normal, the
+//! same call on several separate days is several. And a behaviour that was new a
+//! moment ago is still new: a polling loop of a first-time call is scored as the
+//! first-time call it continues, not as routine after its second iteration.
 
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -15,6 +22,7 @@ mod weight {
     pub const NEW_PRINCIPAL: f64 = 0.35;
     pub const YOUNG_PRINCIPAL: f64 = 0.5;
     pub const API_NOVELTY: f64 = 0.55;
+    pub const SHAPE_NOVELTY: f64 = 0.5;
     pub const SOURCE_NOVELTY: f64 = 0.25;
     pub const IP_NOVELTY: f64 = 0.3;
     pub const REGION_NOVELTY: f64 = 0.3;
@@ -42,25 +50,97 @@ const GLOBAL_HALF_CONFIDENCE: f64 = 50.0;
 /// Events after which a principal stops counting as "young" at half strength.
 const YOUTH_SCALE: f64 = 10.0;
 /// Infrastructure-as-code runs produce storms of first-time calls; inside such
-/// a storm one more first-time call says little, while an isolated one stands out.
-const STORM_WINDOW_SECS: i64 = 120;
+/// a storm one more first-time call says little, while an isolated one stands
+/// out. The window is short so that the storm means one that is still going
+/// on: a first-time call a minute or two after an IaC run has finished is
+/// isolated again, and is scored as such.
+const STORM_WINDOW_SECS: i64 = 30;
 const STORM_SCALE: f64 = 5.0;
+/// Familiarity is counted in occasions: a sighting after a quiet spell of this
+/// order adds (up to) one occasion, a sighting right after the previous one
+/// adds almost nothing (`1 - exp(-gap / OCCASION_SECS)`) ...
+const OCCASION_SECS: f64 = 1200.0;
+/// ... but never less than this fraction of one, so sheer volume still builds
+/// familiarity, only more slowly: this many back-to-back calls are worth one
+/// occasion (so a call repeated a few hundred times in a row fades, too).
+const CALLS_PER_OCCASION: f64 = 10.0;
+/// A behaviour first seen this long ago (e-folding time) still carries the
+/// novelty of its first sighting; polling loops and bulk reads that follow a
+/// first-time call belong to the same new behaviour.
+const NEW_BEHAVIOUR_SECS: f64 = 120.0;
 /// Failed authorisations in quick succession are typical of permission probing.
 const AUTH_BURST_WINDOW_SECS: i64 = 300;
 const AUTH_BURST_SATURATION: f64 = 5.0;
 /// How many contributions `score_explained` reports.
 const TOP_SIGNALS: usize = 5;
 
+/// How familiar one principal is with one value (an API, a request shape, a
+/// service, a region, a source address).
+#[derive(Default, Clone, Copy)]
+struct Familiarity {
+    calls: u64,
+    /// Separate occasions on which the value was seen (fractional).
+    occasions: f64,
+    first: i64,
+    last: i64,
+    /// Novelty the first sighting was scored with, before history confidence.
+    first_novelty: f64,
+}
+
+impl Familiarity {
+    fn seen(&self) -> bool {
+        self.calls > 0
+    }
+
+    fn novelty(&self) -> f64 {
+        1.0 / (1.0 + self.occasions)
+    }
+
+    /// The novelty of the first sighting, fading with the time since.
+    fn echo(&self, now: i64) -> f64 {
+        if !self.seen() {
+            return 0.0;
+        }
+        let age = (now - self.first).max(0) as f64;
+        self.first_novelty * (-age / NEW_BEHAVIOUR_SECS).exp()
+    }
+
+    /// Novelty of one more sighting now, `storm` discounting the occasion-based
+    /// part (a never-seen value is `storm` itself).
+    fn current(&self, now: i64, storm: f64) -> f64 {
+        if !self.seen() {
+            storm
+        } else {
+            (self.novelty() * storm).max(self.echo(now))
+        }
+    }
+
+    fn observe(&mut self, now: i64, novelty_now: f64) {
+        if !self.seen() {
+            self.occasions = 1.0;
+            self.first = now;
+            self.first_novelty = novelty_now;
+        } else {
+            let gap = (now - self.last).max(0) as f64;
+            self.occasions += (1.0 - (-gap / OCCASION_SECS).exp()).max(1.0 / CALLS_PER_OCCASION);
+        }
+        self.calls += 1;
+        self.last = now;
+    }
+}
+
 #[derive(Default)]
 struct PrincipalState {
     events: u64,
-    api: HashMap<String, u64>,
-    source: HashMap<String, u64>,
-    ip: HashMap<String, u64>,
-    region: HashMap<String, u64>,
+    api: HashMap<String, Familiarity>,
+    shape: HashMap<String, Familiarity>,
+    source: HashMap<String, Familiarity>,
+    ip: HashMap<String, Familiarity>,
+    region: HashMap<String, Familiarity>,
     ua: HashMap<String, u64>,
     ua_family: HashMap<String, u64>,
     novel_api_times: VecDeque<i64>,
+    novel_shape_times: VecDeque<i64>,
     auth_error_times: VecDeque<i64>,
 }
 
@@ -113,6 +193,10 @@ impl Scorer {
         self.last_time = self.last_time.max(ts);
 
         let api_key = format!("{}:{}", f.source, f.name);
+        let shape_key = format!(
+            "{api_key}|{}",
+            request_shape(event.get("requestParameters"))
+        );
         let ua_family = user_agent_family(f.user_agent);
         let global_conf = confidence(self.events, GLOBAL_HALF_CONFIDENCE);
         let global_api_count = count(&self.global_api, &api_key);
@@ -120,11 +204,24 @@ impl Scorer {
 
         let st = self.principals.entry(f.principal.clone()).or_default();
         prune(&mut st.novel_api_times, ts, STORM_WINDOW_SECS);
+        prune(&mut st.novel_shape_times, ts, STORM_WINDOW_SECS);
         prune(&mut st.auth_error_times, ts, AUTH_BURST_WINDOW_SECS);
 
         let conf = confidence(st.events, HISTORY_HALF_CONFIDENCE);
-        let storm = 1.0 / (1.0 + st.novel_api_times.len() as f64 / STORM_SCALE);
-        let api_count = count(&st.api, &api_key);
+        let storm = storm_discount(&st.novel_api_times);
+        let shape_storm = storm_discount(&st.novel_shape_times);
+        let api = familiarity(&st.api, &api_key);
+        let shape = familiarity(&st.shape, &shape_key);
+        let api_novelty = api.current(ts, storm);
+        // Only what the parameters add beyond the API itself: a known API
+        // called with a never-seen parameter structure is a different client
+        // or code path (another tool reading the same secrets), while a new
+        // API is necessarily a new shape too and is already scored as such.
+        let shape_novelty = if api.seen() {
+            (shape.current(ts, shape_storm) - api_novelty).max(0.0)
+        } else {
+            0.0
+        };
         let auth_error = f.error.is_some_and(is_auth_error);
 
         let mut sig: Vec<(&'static str, f64, f64)> = vec![
@@ -138,20 +235,17 @@ impl Scorer {
                 weight::YOUNG_PRINCIPAL,
                 1.0 / (1.0 + st.events as f64 / YOUTH_SCALE),
             ),
-            (
-                "api_novelty",
-                weight::API_NOVELTY,
-                conf * novelty(api_count) * storm,
-            ),
+            ("api_novelty", weight::API_NOVELTY, conf * api_novelty),
+            ("shape_novelty", weight::SHAPE_NOVELTY, conf * shape_novelty),
             (
                 "source_novelty",
                 weight::SOURCE_NOVELTY,
-                conf * novelty(count(&st.source, f.source)),
+                conf * familiarity(&st.source, f.source).novelty(),
             ),
             (
                 "region_novelty",
                 weight::REGION_NOVELTY,
-                conf * novelty(count(&st.region, f.region)),
+                conf * familiarity(&st.region, f.region).novelty(),
             ),
             (
                 "global_api_rarity",
@@ -206,7 +300,7 @@ impl Scorer {
             sig.push((
                 "ip_novelty",
                 weight::IP_NOVELTY,
-                conf * novelty(count(&st.ip, f.ip)),
+                conf * familiarity(&st.ip, f.ip).novelty(),
             ));
         }
         if self.use_user_agent {
@@ -260,16 +354,23 @@ impl Scorer {
 
         // Fold the event into the state only after scoring it.
         st.events += 1;
-        if api_count == 0 {
+        if !api.seen() {
             st.novel_api_times.push_back(ts);
+        }
+        if !shape.seen() {
+            st.novel_shape_times.push_back(ts);
         }
         if auth_error {
             st.auth_error_times.push_back(ts);
         }
-        bump(&mut st.api, &api_key);
-        bump(&mut st.source, f.source);
-        bump(&mut st.ip, f.ip);
-        bump(&mut st.region, f.region);
+        // A first sighting remembers the novelty it was scored with (a new
+        // shape of a new API is not a novelty of its own), for `echo`.
+        let shape_first = if api.seen() { shape_storm } else { 0.0 };
+        observe(&mut st.api, &api_key, ts, storm);
+        observe(&mut st.shape, &shape_key, ts, shape_first);
+        observe(&mut st.source, f.source, ts, 0.0);
+        observe(&mut st.ip, f.ip, ts, 0.0);
+        observe(&mut st.region, f.region, ts, 0.0);
         bump(&mut st.ua, f.user_agent);
         bump(&mut st.ua_family, &ua_family);
         bump(&mut self.global_api, &api_key);
@@ -355,6 +456,80 @@ fn principal_key(e: &Value) -> String {
         .or_else(|| ui.get("type").and_then(Value::as_str))
         .unwrap_or("unknown")
         .to_string()
+}
+
+fn familiarity(m: &HashMap<String, Familiarity>, k: &str) -> Familiarity {
+    m.get(k).copied().unwrap_or_default()
+}
+
+fn observe(m: &mut HashMap<String, Familiarity>, k: &str, now: i64, novelty_now: f64) {
+    match m.get_mut(k) {
+        Some(f) => f.observe(now, novelty_now),
+        None => {
+            let mut f = Familiarity::default();
+            f.observe(now, novelty_now);
+            m.insert(k.to_string(), f);
+        }
+    }
+}
+
+fn storm_discount(novel_times: &VecDeque<i64>) -> f64 {
+    1.0 / (1.0 + novel_times.len() as f64 / STORM_SCALE)
+}
+
+/// The key structure of `requestParameters` (values and list lengths
+/// dropped, keys sorted, three levels deep), so calls of one API made by the
+/// same client code share a shape whatever the resource names. Paging keys
+/// are left out: a second page is the same request.
+fn request_shape(v: Option<&Value>) -> String {
+    fn walk(v: &Value, depth: usize, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().filter(|k| !is_paging_key(k)).collect();
+                keys.sort();
+                out.push('{');
+                for k in keys {
+                    out.push_str(k);
+                    let child = &m[k];
+                    if depth < 3 && matches!(child, Value::Object(_) | Value::Array(_)) {
+                        out.push(':');
+                        walk(child, depth + 1, out);
+                    }
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                if let Some(x) = a.first() {
+                    walk(x, depth + 1, out);
+                }
+                out.push(']');
+            }
+            _ => {}
+        }
+    }
+    let mut s = String::new();
+    if let Some(v) = v {
+        walk(v, 0, &mut s);
+    }
+    s
+}
+
+fn is_paging_key(k: &str) -> bool {
+    const PAGING: [&str; 10] = [
+        "nexttoken",
+        "maxresults",
+        "marker",
+        "maxitems",
+        "maxrecords",
+        "startingtoken",
+        "pagesize",
+        "limit",
+        "continuationtoken",
+        "paginationtoken",
+    ];
+    PAGING.iter().any(|p| k.eq_ignore_ascii_case(p))
 }
 
 fn count(m: &HashMap<String, u64>, k: &str) -> u64 {
@@ -743,5 +918,98 @@ mod tests {
             let x = s.score(&v);
             assert!((0.0..=1.0).contains(&x));
         }
+    }
+
+    #[test]
+    fn familiarity_counts_occasions_not_calls() {
+        let mut burst = Familiarity::default();
+        for i in 0..50 {
+            burst.observe(i, 1.0);
+        }
+        let mut spread = Familiarity::default();
+        for day in 0..5 {
+            spread.observe(day * 86_400, 1.0);
+        }
+        // 50 calls in under a minute are ~6 occasions (volume floor), five
+        // separate days are 5 full ones; neither is "50".
+        assert!(
+            burst.occasions > 5.0 && burst.occasions < 7.0,
+            "{}",
+            burst.occasions
+        );
+        assert!(
+            (spread.occasions - 5.0).abs() < 1e-6,
+            "{}",
+            spread.occasions
+        );
+    }
+
+    #[test]
+    fn polling_a_new_api_stays_new() {
+        let mut s = Scorer::without_user_agent();
+        warm(&mut s, 200);
+        let first = s.score(&ev(
+            "2024-01-01T01:00:00Z",
+            "alice",
+            "DescribeInstanceStatus",
+            "aws-cli/2.0",
+        ));
+        let mut last = 0.0;
+        for i in 1..20 {
+            last = s.score(&ev(
+                &format!("2024-01-01T01:00:{i:02}Z"),
+                "alice",
+                "DescribeInstanceStatus",
+                "aws-cli/2.0",
+            ));
+        }
+        assert!(first > 0.4, "{first}");
+        assert!(last > 0.5 * first, "{first} {last}");
+        // Long after, the loop is one familiar occasion, not a new behaviour.
+        let later = s.score(&ev(
+            "2024-01-01T03:00:00Z",
+            "alice",
+            "DescribeInstanceStatus",
+            "aws-cli/2.0",
+        ));
+        assert!(later < last, "{last} {later}");
+    }
+
+    #[test]
+    fn known_api_with_new_parameters_stands_out() {
+        let call = |t: &str, params: Value| {
+            let mut e = ev(t, "alice", "GetSecretValue", "aws-cli/2.0");
+            e["requestParameters"] = params;
+            e
+        };
+        // A week of hourly reads of versioned secrets by one client.
+        let history = || {
+            let mut s = Scorer::without_user_agent();
+            for i in 0..168 {
+                let t = format!("2024-01-{:02}T{:02}:00:00Z", 1 + i / 24, i % 24);
+                s.score(&call(
+                    &t,
+                    json!({"secretId": format!("s{i}"), "versionId": "v1"}),
+                ));
+            }
+            s
+        };
+        let t = "2024-01-08T00:30:00Z";
+        let same = history().score(&call(t, json!({"secretId": "x", "versionId": "v2"})));
+        let (other, top) = history().score_explained(&call(t, json!({"secretId": "x"})));
+        assert!(other > same + 0.2, "{same} {other}");
+        assert!(top.iter().any(|t| t.0 == "shape_novelty"));
+    }
+
+    #[test]
+    fn request_shape_ignores_values_and_paging() {
+        let a = json!({"filters": [{"key": "a", "values": ["x", "y"]}], "maxResults": 5});
+        let b = json!({"nextToken": "t", "filters": [{"values": ["z"], "key": "b"}]});
+        assert_eq!(request_shape(Some(&a)), request_shape(Some(&b)));
+        assert_ne!(
+            request_shape(Some(&json!({"secretId": "a"}))),
+            request_shape(Some(&json!({"secretId": "a", "versionId": "b"})))
+        );
+        assert_eq!(request_shape(None), "");
     }
 }
