@@ -123,9 +123,13 @@ pub struct TailArgs {
     /// How far back to start, e.g. 30s, 10m, 2h, 1d
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub since: std::time::Duration,
-    /// Use FilterLogEvents polling (the only path in this build; Live Tail arrives later)
+    /// Poll with FilterLogEvents instead of Live Tail (automatic with an endpoint override)
     #[arg(long)]
     pub poll: bool,
+    /// Do not backfill the intervals Live Tail samples (over 500 events/s): fewer API calls, but
+    /// the engine misses the sampled-away events
+    #[arg(long)]
+    pub no_backfill: bool,
     /// FilterLogEvents calls per second, shared by every group
     #[arg(long, default_value_t = 5.0)]
     pub tps: f64,
@@ -140,6 +144,69 @@ pub struct TailArgs {
     pub exit_when_idle: Option<std::time::Duration>,
     #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+/// The groups to tail: exact names or ARNs, and every group under each prefix, with the ARNs
+/// Live Tail needs. A name nobody has is an error that names it.
+async fn resolve_groups(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    names: &[String],
+    prefixes: &[String],
+) -> Result<Vec<crate::live::LiveGroup>, String> {
+    let mut out: Vec<crate::live::LiveGroup> = Vec::new();
+    let mut lookups: Vec<(String, bool)> = Vec::new();
+    for n in names {
+        match n.split_once(":log-group:") {
+            Some((_, name)) => out.push(crate::live::LiveGroup {
+                name: name.trim_end_matches(":*").to_string(),
+                arn: n.trim_end_matches(":*").to_string(),
+            }),
+            None => lookups.push((n.clone(), true)),
+        }
+    }
+    lookups.extend(prefixes.iter().map(|p| (p.clone(), false)));
+    for (key, exact) in lookups {
+        let mut found = false;
+        let mut pages = client
+            .describe_log_groups()
+            .log_group_name_prefix(&key)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                format!(
+                    "DescribeLogGroups: {}",
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+                )
+            })?;
+            for g in page.log_groups() {
+                let Some(name) = g.log_group_name() else {
+                    continue;
+                };
+                if exact && name != key {
+                    continue;
+                }
+                found = true;
+                let arn = g
+                    .log_group_arn()
+                    .map(str::to_string)
+                    .or_else(|| g.arn().map(|a| a.trim_end_matches(":*").to_string()))
+                    .unwrap_or_else(|| name.to_string());
+                out.push(crate::live::LiveGroup {
+                    name: name.to_string(),
+                    arn,
+                });
+            }
+        }
+        if exact && !found {
+            return Err(format!(
+                "log group {key} not found; check its name, --region and --profile (`aws logs describe-log-groups` lists them)"
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.dedup_by(|a, b| a.name == b.name);
+    Ok(out)
 }
 
 /// `30s`, `10m`, `2h`, `1d` (a bare number is seconds).
@@ -587,32 +654,9 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
     let (client, groups) = rt.block_on(async {
         let conf = crate::aws::load(&opts).await;
         let client = aws_sdk_cloudwatchlogs::Client::new(&conf);
-        let mut groups = args.groups.clone();
-        for prefix in &args.prefixes {
-            let mut pages = client
-                .describe_log_groups()
-                .log_group_name_prefix(prefix)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    anyhow::anyhow!(crate::aws::advice(
-                        &format!(
-                            "DescribeLogGroups: {}",
-                            aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-                        ),
-                        &opts
-                    ))
-                })?;
-                groups.extend(
-                    page.log_groups()
-                        .iter()
-                        .filter_map(|g| g.log_group_name().map(str::to_string)),
-                );
-            }
-        }
-        groups.sort();
-        groups.dedup();
+        let groups = resolve_groups(&client, &args.groups, &args.prefixes)
+            .await
+            .map_err(|e| anyhow::anyhow!(crate::aws::advice(&e, &opts)))?;
         anyhow::Ok((client, groups))
     })?;
     if groups.is_empty() {
@@ -621,28 +665,83 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
     let since_ms = ui::now_ms() - args.since.as_millis() as i64;
     let counters: crate::tail::Counters = Default::default();
     let limiter = crate::tail::RateLimiter::new(args.tps);
-    let spawn_pollers = {
+    // The SDK puts Live Tail on a `stream-` host, which an endpoint override (an emulator)
+    // does not have: polling is the path there.
+    let endpoint_override = opts.endpoint_url.is_some()
+        || ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+    let live = !args.poll && !endpoint_override;
+    let usage = std::sync::Arc::new(crate::live::LiveUsage::default());
+    let spawn_readers = {
         let counters = counters.clone();
         let groups = groups.clone();
         let opts = opts.clone();
+        let usage = usage.clone();
+        let backfill = !args.no_backfill;
         move |tx: tokio::sync::mpsc::Sender<SourceMsg>| {
-            for g in groups {
-                tokio::spawn(crate::tail::poll_group(
-                    client.clone(),
-                    g,
-                    since_ms,
-                    limiter.clone(),
-                    counters.clone(),
-                    tx.clone(),
-                    opts.clone(),
-                ));
+            let feed = crate::tail::Feed {
+                client,
+                limiter,
+                counters: counters.clone(),
+                tx: tx.clone(),
+                opts,
+            };
+            if live {
+                for chunk in groups.chunks(crate::live::GROUPS_PER_SESSION) {
+                    let (feed, chunk, usage) = (feed.clone(), chunk.to_vec(), usage.clone());
+                    tokio::spawn(async move {
+                        let end = crate::live::live_session(
+                            feed.clone(),
+                            chunk.clone(),
+                            since_ms,
+                            backfill,
+                            usage,
+                        )
+                        .await;
+                        if let crate::live::LiveEnd::Unavailable(why) = end {
+                            let _ = feed.tx.try_send(SourceMsg::Notice(format!(
+                                "Live Tail unavailable ({why}); polling with FilterLogEvents"
+                            )));
+                            for g in chunk {
+                                tokio::spawn(crate::tail::poll_group(
+                                    feed.clone(),
+                                    g.name,
+                                    since_ms,
+                                ));
+                            }
+                        }
+                    });
+                }
+            } else {
+                for g in groups {
+                    tokio::spawn(crate::tail::poll_group(feed.clone(), g.name, since_ms));
+                }
             }
+            // The console's sources pane shows the readers' counters.
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let status = crate::tail::FeedStatus {
+                        groups: crate::tail::snapshot(&counters),
+                        live_tail_minutes: live.then(|| usage.minutes()),
+                    };
+                    if tx.send(SourceMsg::Feeds(status)).await.is_err() {
+                        return;
+                    }
+                }
+            });
         }
     };
-    let title = format!("tail · {} group(s)", groups.len());
+    let title = format!(
+        "tail · {} group(s) · {}",
+        groups.len(),
+        if live { "Live Tail" } else { "polling" }
+    );
     if !args.headless {
         drop(rt);
-        return console_with(cfg, title, None, spawn_pollers);
+        return console_with(cfg, title, None, spawn_readers);
     }
     let _log = init_log(cfg)?;
     let mut engine = Engine::new(EngineOptions {
@@ -655,7 +754,7 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
         .unwrap_or(std::time::Duration::from_secs(5));
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<SourceMsg>(64);
-        spawn_pollers(tx);
+        spawn_readers(tx);
         // Exit once no event has arrived for `idle`; notices about failures do not count as data.
         let mut last_data = tokio::time::Instant::now();
         loop {
@@ -674,22 +773,25 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
     });
     rt.shutdown_background();
     let mut report = headless_report(&engine, &title);
-    let mut per_group: Vec<crate::tail::GroupCounters> = counters
-        .lock()
-        .map(|m| m.values().cloned().collect())
-        .unwrap_or_default();
-    per_group.sort_by(|a, b| a.group.cmp(&b.group));
+    let per_group = crate::tail::snapshot(&counters);
     let delivered: u64 = per_group.iter().map(|g| g.events).sum();
     report["groups"] = serde_json::to_value(&per_group)?;
     report["events"] = delivered.into();
+    report["mode"] = if live { "live" } else { "poll" }.into();
+    if live {
+        report["live_tail_minutes"] = usage.minutes().into();
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for g in &per_group {
             println!(
-                "{}: {} events, {} duplicates dropped, {} calls, {} errors{}",
+                "{} ({}): {} events, {} backfilled, {} sampled updates, {} duplicates dropped, {} calls, {} errors{}",
                 g.group,
+                g.mode,
                 g.events,
+                g.backfilled,
+                g.sampled_updates,
                 g.duplicates_dropped,
                 g.calls,
                 g.errors,

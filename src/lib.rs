@@ -17,7 +17,8 @@
 //! | [`record`] | the [`record::Record`] every source produces (arrival time, event time, group, stream, text) |
 //! | [`source`] | paces records into the console (history at once, then live at a speed); writes replay files |
 //! | [`aws`] | AWS configuration (profiles, SSO, `--region`, `--endpoint-url`) and advice for AWS errors |
-//! | [`tail`] | live CloudWatch Logs polling (FilterLogEvents): per-group tasks, shared rate limit, look-back and eventId de-duplication, counters |
+//! | [`tail`] | CloudWatch Logs polling (FilterLogEvents): per-group tasks, shared rate limit, look-back and eventId de-duplication, the counters every reader shares |
+//! | [`live`] | CloudWatch Logs Live Tail (StartLiveTail): sessions of ten groups, reconnects, backfill of history, gaps and sampled intervals, billed minutes |
 //! | [`upload`] | writes events into CloudWatch Logs (`demo --to-cloudwatch`) |
 //! | [`files`] | reads exported logs: CloudWatch JSON lines, CloudTrail delivery files, subscription payloads, raw lines |
 //! | [`sim`] | the demo's simulated AWS account: real-format EC2, Lambda, S3, VPC and CloudTrail lines, injected incidents, distractors, ground truth |
@@ -54,6 +55,7 @@ pub mod engine;
 pub mod eval;
 pub mod files;
 pub mod incident;
+pub mod live;
 pub mod logging;
 pub mod owner_only;
 pub mod parse;

@@ -26,6 +26,8 @@ pub enum SourceMsg {
     Done(String),
     /// Something the operator should know (a failing AWS call and what to do about it).
     Notice(String),
+    /// The live readers' counters, sent about once a second.
+    Feeds(crate::tail::FeedStatus),
 }
 
 /// An exported log event, with the field names CloudWatch Logs uses (FilterLogEvents, `aws logs`),
@@ -188,7 +190,7 @@ mod tests {
         while let Some(msg) = rx.recv().await {
             match msg {
                 SourceMsg::Batch(b) => got += b.len(),
-                SourceMsg::Clock(_) | SourceMsg::Notice(_) => {}
+                SourceMsg::Clock(_) | SourceMsg::Notice(_) | SourceMsg::Feeds(_) => {}
                 SourceMsg::Done(_) => break,
             }
         }

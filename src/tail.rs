@@ -15,6 +15,7 @@ use crate::safe_text::SafeText;
 use crate::source::SourceMsg;
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
+use aws_sdk_cloudwatchlogs::types::FilteredLogEvent;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -38,9 +39,34 @@ pub struct GroupCounters {
     pub last_error: Option<String>,
     /// Newest event time delivered (epoch ms).
     pub newest_ms: i64,
+    /// `live` (StartLiveTail) or `poll` (FilterLogEvents).
+    pub mode: &'static str,
+    /// Events that reached the engine through FilterLogEvents while the group was live-tailed:
+    /// history before the session, gaps after a reconnect, intervals Live Tail sampled.
+    pub backfilled: u64,
+    /// Live Tail updates that carried only a sample of the matching events.
+    pub sampled_updates: u64,
 }
 
 pub type Counters = Arc<Mutex<HashMap<String, GroupCounters>>>;
+
+/// What the console shows about the live readers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FeedStatus {
+    pub groups: Vec<GroupCounters>,
+    /// Live Tail minutes used by this process (billed per minute); `None` when only polling.
+    pub live_tail_minutes: Option<u64>,
+}
+
+/// The counters as they are now, sorted by group.
+pub fn snapshot(counters: &Counters) -> Vec<GroupCounters> {
+    let mut v: Vec<GroupCounters> = counters
+        .lock()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default();
+    v.sort_by(|a, b| a.group.cmp(&b.group));
+    v
+}
 
 /// Calls per second shared by every poller.
 #[derive(Debug)]
@@ -71,13 +97,13 @@ impl RateLimiter {
 
 /// Event ids delivered recently, oldest first, so ids older than the look-back can be forgotten.
 #[derive(Debug, Default)]
-struct Seen {
+pub(crate) struct Seen {
     ids: std::collections::HashSet<String>,
     order: VecDeque<(i64, String)>,
 }
 
 impl Seen {
-    fn insert(&mut self, ts: i64, id: &str) -> bool {
+    pub(crate) fn insert(&mut self, ts: i64, id: &str) -> bool {
         if self.ids.contains(id) {
             return false;
         }
@@ -86,7 +112,7 @@ impl Seen {
         true
     }
 
-    fn forget_before(&mut self, ts: i64) {
+    pub(crate) fn forget_before(&mut self, ts: i64) {
         while self.order.front().is_some_and(|(t, _)| *t < ts) {
             if let Some((_, id)) = self.order.pop_front() {
                 self.ids.remove(&id);
@@ -107,109 +133,163 @@ fn set_counter(counters: &Counters, group: &str, f: impl FnOnce(&mut GroupCounte
     }
 }
 
+/// What every reader of CloudWatch Logs shares: the client, the call budget, the counters the
+/// console shows and the channel into the engine.
+#[derive(Clone)]
+pub struct Feed {
+    pub client: Client,
+    pub limiter: Arc<RateLimiter>,
+    pub counters: Counters,
+    pub tx: mpsc::Sender<SourceMsg>,
+    pub opts: crate::aws::AwsOptions,
+}
+
+impl Feed {
+    pub fn count(&self, group: &str, f: impl FnOnce(&mut GroupCounters)) {
+        set_counter(&self.counters, group, f);
+    }
+
+    /// Counts a failed call, tells the console what to do about it, and returns the message.
+    pub fn failed<E>(
+        &self,
+        group: &str,
+        call: &str,
+        e: &aws_sdk_cloudwatchlogs::error::SdkError<E>,
+    ) -> String
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let code = e.code().unwrap_or("error").to_string();
+        let detail = match e.message() {
+            Some(m) => format!("{code}: {m}"),
+            // Transport and credential failures carry their cause in the source chain.
+            None => format!("{}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e)),
+        };
+        let msg = SafeText::new(&detail).into_string();
+        tracing::warn!(%group, "{call} failed: {msg}");
+        // The console keeps what it has and says what to do; a full channel skips the notice.
+        let _ = self.tx.try_send(SourceMsg::Notice(format!(
+            "{group}: {}",
+            crate::aws::advice(&msg, &self.opts)
+        )));
+        self.count(group, |c| {
+            c.errors += 1;
+            c.last_error = Some(msg.clone());
+        });
+        msg
+    }
+
+    /// Every event of `group` with `start <= timestamp` (and `< end` when given), all pages.
+    /// Pages are not in time order (they go stream by stream), so only a complete walk says
+    /// anything about a time range.
+    pub async fn filter_range(
+        &self,
+        group: &str,
+        start: i64,
+        end: Option<i64>,
+    ) -> Result<Vec<FilteredLogEvent>, String> {
+        let mut token: Option<String> = None;
+        let mut out = Vec::new();
+        loop {
+            self.limiter.acquire().await;
+            let resp = self
+                .client
+                .filter_log_events()
+                .log_group_name(group)
+                .start_time(start)
+                .set_end_time(end)
+                .limit(PAGE_LIMIT)
+                .set_next_token(token.clone())
+                .send()
+                .await;
+            self.count(group, |c| c.calls += 1);
+            let mut page = match resp {
+                Ok(p) => p,
+                Err(e) => return Err(self.failed(group, "FilterLogEvents", &e)),
+            };
+            out.extend(page.events.take().unwrap_or_default());
+            // Pages can be empty while a token remains; a repeated token means the end.
+            let next = page.next_token().map(str::to_string);
+            if next.is_none() || next == token {
+                return Ok(out);
+            }
+            token = next;
+        }
+    }
+
+    /// Sends records to the engine in time order (which keeps each stream's order) and counts
+    /// them. False when the console is gone.
+    pub async fn deliver(&self, group: &str, mut batch: Vec<Record>, backfilled: bool) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        batch.sort_by_key(|r| (r.ts_ms, r.arrival_ms));
+        let n = batch.len() as u64;
+        let newest_ms = batch.iter().map(|r| r.ts_ms).max().unwrap_or(0);
+        self.count(group, |c| {
+            c.events += n;
+            if backfilled {
+                c.backfilled += n;
+            }
+            c.newest_ms = c.newest_ms.max(newest_ms);
+        });
+        self.tx.send(SourceMsg::Batch(batch)).await.is_ok()
+    }
+}
+
+/// A record from a FilterLogEvents event.
+pub fn filtered_record(
+    ev: &FilteredLogEvent,
+    group: &Arc<str>,
+    names: &mut Interner,
+) -> Option<Record> {
+    let ts = ev.timestamp()?;
+    Some(Record {
+        arrival_ms: ev.ingestion_time().unwrap_or(ts),
+        ts_ms: ts,
+        group: group.clone(),
+        stream: names.get(ev.log_stream_name().unwrap_or("-")),
+        text: SafeText::new(ev.message().unwrap_or("")),
+    })
+}
+
 /// Polls one group forever (until the receiver is gone), from `since_ms`.
-pub async fn poll_group(
-    client: Client,
-    group: String,
-    since_ms: i64,
-    limiter: Arc<RateLimiter>,
-    counters: Counters,
-    tx: mpsc::Sender<SourceMsg>,
-    opts: crate::aws::AwsOptions,
-) {
+pub async fn poll_group(feed: Feed, group: String, since_ms: i64) {
     let mut names = Interner::default();
     let group_name = names.get(&group);
     let mut seen = Seen::default();
     let mut newest = since_ms;
     let mut backoff = Duration::from_secs(1);
-    set_counter(&counters, &group, |_| {});
+    feed.count(&group, |c| c.mode = "poll");
     loop {
         let start = (newest - LOOKBACK_MS).max(since_ms);
-        // The restart point moves only after a complete round: pages are not in time order (they
-        // go stream by stream), so a round cut short may not have reached older events yet.
-        let mut round_newest = newest;
-        let mut token: Option<String> = None;
-        let mut batch: Vec<Record> = Vec::new();
-        let mut failed = false;
-        loop {
-            limiter.acquire().await;
-            let resp = client
-                .filter_log_events()
-                .log_group_name(&group)
-                .start_time(start)
-                .limit(PAGE_LIMIT)
-                .set_next_token(token.clone())
-                .send()
-                .await;
-            set_counter(&counters, &group, |c| c.calls += 1);
-            let page = match resp {
-                Ok(p) => p,
-                Err(e) => {
-                    let code = e.code().unwrap_or("error").to_string();
-                    let detail = match e.message() {
-                        Some(m) => format!("{code}: {m}"),
-                        // Transport and credential failures carry their cause in the source chain.
-                        None => {
-                            format!("{}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e))
-                        }
+        // The restart point moves only after a complete round, so a round cut short by a failure
+        // is repeated from its own start.
+        let failed = match feed.filter_range(&group, start, None).await {
+            Ok(events) => {
+                let mut dups = 0;
+                let mut batch = Vec::new();
+                for ev in &events {
+                    let (Some(id), Some(rec)) =
+                        (ev.event_id(), filtered_record(ev, &group_name, &mut names))
+                    else {
+                        continue;
                     };
-                    let msg = SafeText::new(&detail).into_string();
-                    tracing::warn!(%group, "FilterLogEvents failed: {msg}");
-                    // The console keeps what it has and says what to do; a full channel skips it.
-                    let _ = tx.try_send(SourceMsg::Notice(format!(
-                        "{group}: {}",
-                        crate::aws::advice(&msg, &opts)
-                    )));
-                    set_counter(&counters, &group, |c| {
-                        c.errors += 1;
-                        c.last_error = Some(msg);
-                    });
-                    failed = true;
-                    break;
+                    if !seen.insert(rec.ts_ms, id) {
+                        dups += 1;
+                        continue;
+                    }
+                    newest = newest.max(rec.ts_ms);
+                    batch.push(rec);
                 }
-            };
-            let mut dups = 0;
-            for ev in page.events() {
-                let (Some(id), Some(ts)) = (ev.event_id(), ev.timestamp()) else {
-                    continue;
-                };
-                if !seen.insert(ts, id) {
-                    dups += 1;
-                    continue;
+                feed.count(&group, |c| c.duplicates_dropped += dups);
+                if !feed.deliver(&group, batch, false).await {
+                    return;
                 }
-                round_newest = round_newest.max(ts);
-                batch.push(Record {
-                    arrival_ms: ev.ingestion_time().unwrap_or(ts),
-                    ts_ms: ts,
-                    group: group_name.clone(),
-                    stream: names.get(ev.log_stream_name().unwrap_or("-")),
-                    text: SafeText::new(ev.message().unwrap_or("")),
-                });
+                false
             }
-            set_counter(&counters, &group, |c| c.duplicates_dropped += dups);
-            // Pages can be empty while a token remains; a repeated token means the end.
-            let next = page.next_token().map(str::to_string);
-            if next.is_none() || next == token {
-                break;
-            }
-            token = next;
-        }
-        if !batch.is_empty() {
-            // Pages interleave streams; time order keeps each stream's order.
-            batch.sort_by_key(|r| (r.ts_ms, r.arrival_ms));
-            let n = batch.len() as u64;
-            let newest_ms = batch.iter().map(|r| r.ts_ms).max().unwrap_or(round_newest);
-            set_counter(&counters, &group, |c| {
-                c.events += n;
-                c.newest_ms = c.newest_ms.max(newest_ms);
-            });
-            if tx.send(SourceMsg::Batch(batch)).await.is_err() {
-                return;
-            }
-        }
-        if !failed {
-            newest = round_newest;
-        }
+            Err(_) => true,
+        };
         seen.forget_before(newest - LOOKBACK_MS);
         if failed {
             tokio::time::sleep(backoff).await;

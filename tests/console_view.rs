@@ -183,3 +183,64 @@ fn hostile_text_is_inert_on_screen_in_store_and_log() {
     assert!(!log.is_empty());
     assert_inert("log file", &log);
 }
+
+#[test]
+fn sources_pane_shows_the_live_readers_counters() {
+    let mut engine = Engine::new(EngineOptions::default());
+    let mut names = Interner::default();
+    for i in 0..30 {
+        engine.ingest(Record {
+            arrival_ms: 1_700_000_000_000 + i * 1000,
+            ts_ms: 1_700_000_000_000 + i * 1000 - 2000,
+            group: names.get("/ec2/var/log/secure"),
+            stream: names.get("i-0abc"),
+            text: SafeText::new(&format!(
+                "Nov 14 22:13:{:02} ip-10-0-1-5 sshd[4242]: Accepted publickey for ec2-user from 10.0.0.9 port 5{i:04} ssh2",
+                i % 60
+            )),
+        });
+    }
+    let mut app = app_for(engine);
+    let counter =
+        |group: &str, events, backfilled, dups, sampled, errors, last_error: Option<&str>| {
+            stormwatch::tail::GroupCounters {
+                group: group.into(),
+                events,
+                duplicates_dropped: dups,
+                calls: 12,
+                errors,
+                last_error: last_error.map(str::to_string),
+                newest_ms: 0,
+                mode: "live",
+                backfilled,
+                sampled_updates: sampled,
+            }
+        };
+    app.feeds = Some(stormwatch::tail::FeedStatus {
+        groups: vec![
+            counter("/ec2/var/log/secure", 30, 12, 4, 2, 0, None),
+            counter(
+                "/aws/lambda/orders",
+                0,
+                0,
+                0,
+                0,
+                3,
+                Some("ThrottlingException: Rate exceeded"),
+            ),
+        ],
+        live_tail_minutes: Some(7),
+    });
+    let s = screen(&app, 140, 30);
+    assert!(s.contains("Sources · Live Tail 7 min"), "{s}");
+    for col in ["bf", "err", "4 dup dropped", "2 sampled"] {
+        assert!(s.contains(col), "{col}: {s}");
+    }
+    // A sampled group is marked; a group that only fails still has a row.
+    assert!(
+        s.contains("~/ec2/var/log/secure") || s.contains("~…"),
+        "{s}"
+    );
+    assert!(s.contains("lambda/orders"), "{s}");
+    insta::assert_snapshot!(s);
+}

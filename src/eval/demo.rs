@@ -125,7 +125,9 @@ pub fn demo(
 }
 
 fn score(outcomes: Vec<SeedOutcome>, started: std::time::Instant) -> DemoEval {
-    let mut kinds: Vec<(IncidentKind, u32, u32, u32, Vec<f64>, Vec<f64>)> = IncidentKind::ALL
+    // Per kind: injected, detected, kind named, seconds from evidence, seconds from onset.
+    type Tally = (IncidentKind, u32, u32, u32, Vec<f64>, Vec<f64>);
+    let mut kinds: Vec<Tally> = IncidentKind::ALL
         .iter()
         .map(|k| (*k, 0, 0, 0, Vec::new(), Vec::new()))
         .collect();

@@ -118,6 +118,8 @@ pub struct App {
     pub tail_back: usize,
     pub labels: HashMap<LabelTarget, LabelState>,
     pub status: String,
+    /// Live readers' counters (tail only).
+    pub feeds: Option<crate::tail::FeedStatus>,
     pub source_done: Option<String>,
     pub speed: Option<f64>,
     pub color: bool,
@@ -140,6 +142,7 @@ impl App {
             tail_back: 0,
             labels: HashMap::new(),
             status: "? help · Tab pane · j/k move · a anomaly · x normal · q quit".into(),
+            feeds: None,
             source_done: None,
             speed: None,
             color: true,

@@ -151,6 +151,10 @@ fn handle(app: &mut App, msg: SourceMsg, on_incident: &impl Fn(&App, u64)) -> us
             app.status = text;
             1
         }
+        SourceMsg::Feeds(status) => {
+            app.feeds = Some(status);
+            1
+        }
     }
 }
 

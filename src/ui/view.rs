@@ -169,66 +169,128 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
 
 fn draw_sources(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
     let threshold = app.engine.threshold();
-    // Borders, the fixed columns and the gaps between them.
+    let feeds = app.feeds.as_ref();
+    let feed_of = |name: &str| feeds.and_then(|fs| fs.groups.iter().find(|g| g.group == name));
+    // Live readers add what the tailing repairs and what fails: events backfilled (history,
+    // reconnect gaps, sampled intervals) and failed calls; the rest is on the pane's bottom line.
+    let extra = if feeds.is_some() { 6 + 4 + 2 } else { 0 };
     let name_width = (area.width as usize)
-        .saturating_sub(2 + 6 + 8 + 5 + 4 + 5 + 5)
+        .saturating_sub(2 + 6 + 8 + 5 + 4 + 5 + 5 + extra)
         .max(8);
-    let rows: Vec<Row> = app
+    let lag_text = |ms: i64| {
+        if ms >= 60_000 {
+            format!("{}m", ms / 60_000)
+        } else {
+            format!("{}s", ms / 1000)
+        }
+    };
+    let warn = |n: u64| {
+        if n > 0 {
+            t.fg(Color::Yellow)
+        } else {
+            Style::new()
+        }
+    };
+    let feed_cells = |g: Option<&crate::tail::GroupCounters>| -> Vec<Cell> {
+        if feeds.is_none() {
+            return Vec::new();
+        }
+        let g = g.cloned().unwrap_or_default();
+        vec![
+            Cell::from(format!("{}", g.backfilled)),
+            Cell::from(format!("{}", g.errors)).style(warn(g.errors)),
+        ]
+    };
+    let mut rows: Vec<Row> = app
         .engine
         .sources()
         .map(|s| {
             let now = s.scores.back().map_or(0.0, |x| x.1);
-            let lag = if s.lag_ms >= 60_000 {
-                format!("{}m", s.lag_ms / 60_000)
-            } else {
-                format!("{}s", s.lag_ms / 1000)
+            let feed = feed_of(&s.name);
+            // A sampled live group is marked: its events may arrive late, by backfill.
+            let name = match feed {
+                Some(g) if g.sampled_updates > 0 => {
+                    format!("~{}", tail_fit(&s.name, name_width.saturating_sub(1)))
+                }
+                _ => tail_fit(&s.name, name_width),
             };
-            Row::new(vec![
-                Cell::from(tail_fit(&s.name, name_width)),
+            let mut cells = vec![
+                Cell::from(name),
                 Cell::from(format!("{:.1}", s.rate)),
                 Cell::from(format!("{}", s.events)),
-                Cell::from(lag),
-                Cell::from(format!("{}", s.rejected)).style(if s.rejected > 0 {
-                    t.fg(Color::Yellow)
-                } else {
-                    Style::new()
-                }),
+                Cell::from(lag_text(s.lag_ms)),
+                Cell::from(format!("{}", s.rejected)).style(warn(s.rejected)),
                 Cell::from(format!("{now:.2}")).style(t.score(now, threshold)),
-            ])
+            ];
+            cells.extend(feed_cells(feed));
+            Row::new(cells)
         })
         .collect();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(16),
-            Constraint::Length(6),
-            Constraint::Length(8),
-            Constraint::Length(5),
-            Constraint::Length(4),
-            Constraint::Length(5),
-        ],
-    )
-    .header(
-        Row::new(["source", "ev/s", "events", "lag", "rej", "score"])
-            .style(t.fg(Color::Gray).add_modifier(Modifier::BOLD)),
-    )
-    .row_highlight_style(t.selected())
-    .block({
-        let b = block(" Sources ".into(), app.focus == Focus::Sources, t);
-        // Why lines were rejected, for the source in view: the first thing to check when a count grows.
-        match app
-            .engine
-            .sources()
-            .nth(app.chart_source_idx())
-            .and_then(|s| s.last_error.as_deref())
-        {
-            Some(e) => b.title_bottom(Span::styled(
-                format!(" rejected: {e} "),
-                t.fg(Color::Yellow),
-            )),
-            None => b,
+    // Groups that have delivered nothing yet (or only fail) still get a row.
+    if let Some(fs) = feeds {
+        for g in &fs.groups {
+            if app.engine.sources().any(|s| s.name == g.group) {
+                continue;
+            }
+            let mut cells = vec![
+                Cell::from(tail_fit(&g.group, name_width)),
+                Cell::from("-"),
+                Cell::from("0"),
+                Cell::from("-"),
+                Cell::from("0"),
+                Cell::from("-"),
+            ];
+            cells.extend(feed_cells(Some(g)));
+            rows.push(Row::new(cells));
         }
-    });
+    }
+    let mut widths = vec![
+        Constraint::Min(16),
+        Constraint::Length(6),
+        Constraint::Length(8),
+        Constraint::Length(5),
+        Constraint::Length(4),
+        Constraint::Length(5),
+    ];
+    let mut header = vec!["source", "ev/s", "events", "lag", "rej", "score"];
+    if feeds.is_some() {
+        widths.extend([Constraint::Length(5), Constraint::Length(3)]);
+        header.extend(["bf", "err"]);
+    }
+    let title = match feeds.and_then(|f| f.live_tail_minutes) {
+        Some(m) => format!(" Sources · Live Tail {m} min "),
+        None => " Sources ".to_string(),
+    };
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(t.fg(Color::Gray).add_modifier(Modifier::BOLD)))
+        .row_highlight_style(t.selected())
+        .block({
+            let b = block(title, app.focus == Focus::Sources, t);
+            let selected = app.engine.sources().nth(app.chart_source_idx());
+            // Why lines were rejected or calls failed, for the source in view: the first thing to
+            // check when a count grows.
+            let problem = selected.and_then(|s| {
+                s.last_error
+                    .as_deref()
+                    .map(|e| format!(" rejected: {e} "))
+                    .or_else(|| {
+                        feed_of(&s.name)
+                            .and_then(|g| g.last_error.as_deref())
+                            .map(|e| format!(" last error: {e} "))
+                    })
+            });
+            let counts = selected.and_then(|s| feed_of(&s.name)).map(|g| {
+                format!(
+                    " {} · {} backfilled · {} dup dropped · {} sampled ",
+                    g.mode, g.backfilled, g.duplicates_dropped, g.sampled_updates
+                )
+            });
+            match (problem, counts) {
+                (Some(p), _) => b.title_bottom(Span::styled(p, t.fg(Color::Yellow))),
+                (None, Some(c)) => b.title_bottom(Span::styled(c, t.fg(Color::Gray))),
+                (None, None) => b,
+            }
+        });
     let mut state = TableState::default().with_selected(Some(app.chart_source_idx()));
     f.render_stateful_widget(table, area, &mut state);
 }
