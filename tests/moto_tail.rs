@@ -383,3 +383,51 @@ fn tail_console_shows_the_demo_incident_from_moto() {
     assert!(kinds.iter().any(|k| screen.contains(k)), "{screen}");
     tmux.cmd(&["send-keys", "-t", "sw", "q"]);
 }
+
+#[test]
+fn an_expired_sso_session_says_to_log_in_again() {
+    // An sso-session profile whose cached token expired and cannot be refreshed (no refresh
+    // token): the SDK fails before any network call.
+    let dir = tempfile::tempdir().unwrap();
+    let aws_dir = dir.path().join(".aws");
+    std::fs::create_dir_all(aws_dir.join("sso/cache")).unwrap();
+    std::fs::write(
+        aws_dir.join("config"),
+        "[profile oncall]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = ReadOnly\nregion = us-east-1\n\n[sso-session corp]\nsso_start_url = https://example.awsapps.com/start\nsso_region = us-east-1\n",
+    )
+    .unwrap();
+    // The cache file is named by the SHA-1 of the session name: ee0bfd2552fbd840c02cc48b6e823320543c450f  -.
+    let token = r#"{"startUrl":"https://example.awsapps.com/start","region":"us-east-1","accessToken":"x","expiresAt":"2020-01-01T00:00:00Z"}"#;
+    std::fs::write(
+        aws_dir.join("sso/cache/ee0bfd2552fbd840c02cc48b6e823320543c450f.json"),
+        token,
+    )
+    .unwrap();
+    let out = Command::new(common::bin())
+        .args([
+            "tail",
+            "--profile",
+            "oncall",
+            "--group",
+            "/demo/none",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+            "--headless",
+            "--exit-when-idle",
+            "3s",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("STORMWATCH_DATA_DIR", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "nothing to show must be an error: {err}"
+    );
+    assert!(err.contains("aws sso login --profile oncall"), "{err}");
+}
