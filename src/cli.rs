@@ -130,6 +130,10 @@ pub struct TailArgs {
     /// the engine misses the sampled-away events
     #[arg(long)]
     pub no_backfill: bool,
+    /// Also read CloudTrail: the trails' CloudWatch Logs groups (DescribeTrails) or, without one,
+    /// LookupEvents every minute; and each incident's principals' history
+    #[arg(long)]
+    pub cloudtrail: bool,
     /// FilterLogEvents calls per second, shared by every group
     #[arg(long, default_value_t = 5.0)]
     pub tps: f64,
@@ -643,23 +647,36 @@ fn demo_to_cloudwatch(cfg: &Config, args: &DemoArgs) -> anyhow::Result<()> {
 
 /// `stormwatch tail`: polls the groups; console, or `--headless` until idle.
 fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
-    if args.groups.is_empty() && args.prefixes.is_empty() {
-        bail!("name at least one --group NAME or --group-prefix PREFIX to tail");
+    if args.groups.is_empty() && args.prefixes.is_empty() && !args.cloudtrail {
+        bail!(
+            "name at least one --group NAME or --group-prefix PREFIX to tail, or pass --cloudtrail"
+        );
     }
     let opts = args.aws.options();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (client, groups) = rt.block_on(async {
+    let (client, trail_client, groups, trail_groups) = rt.block_on(async {
         let conf = crate::aws::load(&opts).await;
         let client = aws_sdk_cloudwatchlogs::Client::new(&conf);
-        let groups = resolve_groups(&client, &args.groups, &args.prefixes)
+        let mut names = args.groups.clone();
+        let mut trail_client = None;
+        let mut trail_groups = Vec::new();
+        if args.cloudtrail {
+            let ct = aws_sdk_cloudtrail::Client::new(&conf);
+            trail_groups = crate::trail_history::trail_log_groups(&ct)
+                .await
+                .map_err(|e| anyhow::anyhow!(crate::aws::advice(&e, &opts)))?;
+            names.extend(trail_groups.iter().cloned());
+            trail_client = Some(ct);
+        }
+        let groups = resolve_groups(&client, &names, &args.prefixes)
             .await
             .map_err(|e| anyhow::anyhow!(crate::aws::advice(&e, &opts)))?;
-        anyhow::Ok((client, groups))
+        anyhow::Ok((client, trail_client, groups, trail_groups))
     })?;
-    if groups.is_empty() {
+    if groups.is_empty() && trail_client.is_none() {
         bail!("no log group matches; check --group-prefix, --region and --profile");
     }
     let since_ms = ui::now_ms() - args.since.as_millis() as i64;
@@ -679,7 +696,31 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
         let opts = opts.clone();
         let usage = usage.clone();
         let backfill = !args.no_backfill;
-        move |tx: tokio::sync::mpsc::Sender<SourceMsg>| {
+        move |tx: tokio::sync::mpsc::Sender<SourceMsg>| -> Option<IncidentHook> {
+            // CloudTrail history: polled when no trail delivers to CloudWatch Logs, and read per
+            // incident for its principals. Requests beyond a small queue are dropped, not queued.
+            let hook = trail_client.map(|ct| {
+                let (req_tx, req_rx) = tokio::sync::mpsc::channel(16);
+                let history = crate::trail_history::History {
+                    client: ct,
+                    limiter: crate::tail::RateLimiter::new(2.0),
+                    counters: counters.clone(),
+                    tx: tx.clone(),
+                    opts: opts.clone(),
+                };
+                let poll_since = trail_groups.is_empty().then_some(since_ms);
+                tokio::spawn(history.run(req_rx, poll_since));
+                Box::new(move |i: &Incident| {
+                    if let Some(req) = crate::trail_history::incident_request(i)
+                        && req_tx.try_send(req).is_err()
+                    {
+                        tracing::warn!(
+                            incident = i.id,
+                            "CloudTrail history request dropped: too many pending"
+                        );
+                    }
+                }) as IncidentHook
+            });
             let feed = crate::tail::Feed {
                 client,
                 limiter,
@@ -732,12 +773,18 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
                     }
                 }
             });
+            hook
         }
     };
     let title = format!(
-        "tail · {} group(s) · {}",
+        "tail · {} group(s) · {}{}",
         groups.len(),
-        if live { "Live Tail" } else { "polling" }
+        if live { "Live Tail" } else { "polling" },
+        if args.cloudtrail {
+            " · CloudTrail"
+        } else {
+            ""
+        }
     );
     if !args.headless {
         drop(rt);
@@ -754,7 +801,8 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
         .unwrap_or(std::time::Duration::from_secs(5));
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<SourceMsg>(64);
-        spawn_readers(tx);
+        // Headless runs have no incident hook: nothing is shown, so no history is fetched.
+        let _ = spawn_readers(tx);
         // Exit once no event has arrived for `idle`; notices about failures do not count as data.
         let mut last_data = tokio::time::Instant::now();
         loop {
@@ -988,15 +1036,19 @@ fn console(
 ) -> anyhow::Result<()> {
     console_with(cfg, title, speed, move |tx| {
         tokio::spawn(source::play(records, live_from, speed, tx, done));
+        None
     })
 }
+
+/// Called once for each incident the console opens (tail asks CloudTrail for its history).
+type IncidentHook = Box<dyn Fn(&Incident)>;
 
 /// The console fed by whatever `start` spawns onto the runtime with the sender it is given.
 fn console_with(
     cfg: &Config,
     title: String,
     speed: Option<f64>,
-    start: impl FnOnce(tokio::sync::mpsc::Sender<SourceMsg>),
+    start: impl FnOnce(tokio::sync::mpsc::Sender<SourceMsg>) -> Option<IncidentHook>,
 ) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!(
@@ -1039,10 +1091,16 @@ fn console_with(
         .build()?;
     let (app, result) = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel::<SourceMsg>(64);
-        start(tx);
+        let hook = start(tx);
+        let announced = std::cell::RefCell::new(std::collections::HashSet::new());
         let persist = |app: &App, id: u64| {
             if let Some(i) = app.engine.incident(id) {
                 store.save_incident(incident_row(&app.session, i));
+                if let Some(h) = &hook
+                    && announced.borrow_mut().insert(id)
+                {
+                    h(i);
+                }
             }
         };
         ui::run(app, rx, Some(store.clone()), persist).await

@@ -18,6 +18,7 @@
 //! | [`source`] | paces records into the console (history at once, then live at a speed); writes replay files |
 //! | [`aws`] | AWS configuration (profiles, SSO, `--region`, `--endpoint-url`) and advice for AWS errors |
 //! | [`tail`] | CloudWatch Logs polling (FilterLogEvents): per-group tasks, shared rate limit, look-back and eventId de-duplication, the counters every reader shares |
+//! | [`trail_history`] | CloudTrail as a source: trail log groups from DescribeTrails, LookupEvents polling and per-incident principal history (2 TPS, EventId de-duplication) |
 //! | [`live`] | CloudWatch Logs Live Tail (StartLiveTail): sessions of ten groups, reconnects, backfill of history, gaps and sampled intervals, billed minutes |
 //! | [`upload`] | writes events into CloudWatch Logs (`demo --to-cloudwatch`) |
 //! | [`files`] | reads exported logs: CloudWatch JSON lines, CloudTrail delivery files, subscription payloads, raw lines |
@@ -69,6 +70,7 @@ pub mod tail;
 pub mod template;
 pub mod timefmt;
 pub mod trail;
+pub mod trail_history;
 pub mod ui;
 pub mod upload;
 pub mod window;
