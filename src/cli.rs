@@ -645,11 +645,11 @@ fn demo_to_cloudwatch(cfg: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `stormwatch tail`: polls the groups; console, or `--headless` until idle.
+/// `stormwatch tail`: reads the groups (Live Tail or polling); console, or `--headless` until idle.
 fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
-    if args.groups.is_empty() && args.prefixes.is_empty() && !args.cloudtrail {
+    if args.headless && args.groups.is_empty() && args.prefixes.is_empty() && !args.cloudtrail {
         bail!(
-            "name at least one --group NAME or --group-prefix PREFIX to tail, or pass --cloudtrail"
+            "name at least one --group NAME or --group-prefix PREFIX to tail, or pass --cloudtrail (without --headless, the console's picker lists the groups)"
         );
     }
     let opts = args.aws.options();
@@ -676,7 +676,8 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!(crate::aws::advice(&e, &opts)))?;
         anyhow::Ok((client, trail_client, groups, trail_groups))
     })?;
-    if groups.is_empty() && trail_client.is_none() {
+    let named = !args.groups.is_empty() || !args.prefixes.is_empty();
+    if groups.is_empty() && trail_client.is_none() && (named || args.headless) {
         bail!("no log group matches; check --group-prefix, --region and --profile");
     }
     let since_ms = ui::now_ms() - args.since.as_millis() as i64;
@@ -690,13 +691,15 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
             .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
     let live = !args.poll && !endpoint_override;
     let usage = std::sync::Arc::new(crate::live::LiveUsage::default());
+    // Nothing named: the console opens on the group picker.
+    let open_picker = groups.is_empty();
     let spawn_readers = {
         let counters = counters.clone();
         let groups = groups.clone();
         let opts = opts.clone();
         let usage = usage.clone();
         let backfill = !args.no_backfill;
-        move |tx: tokio::sync::mpsc::Sender<SourceMsg>| -> Option<IncidentHook> {
+        move |tx: tokio::sync::mpsc::Sender<SourceMsg>| -> Hooks {
             // CloudTrail history: polled when no trail delivers to CloudWatch Logs, and read per
             // incident for its principals. Requests beyond a small queue are dropped, not queued.
             let hook = trail_client.map(|ct| {
@@ -728,37 +731,21 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
                 tx: tx.clone(),
                 opts,
             };
-            if live {
-                for chunk in groups.chunks(crate::live::GROUPS_PER_SESSION) {
-                    let (feed, chunk, usage) = (feed.clone(), chunk.to_vec(), usage.clone());
-                    tokio::spawn(async move {
-                        let end = crate::live::live_session(
-                            feed.clone(),
-                            chunk.clone(),
-                            since_ms,
-                            backfill,
-                            usage,
-                        )
-                        .await;
-                        if let crate::live::LiveEnd::Unavailable(why) = end {
-                            let _ = feed.tx.try_send(SourceMsg::Notice(format!(
-                                "Live Tail unavailable ({why}); polling with FilterLogEvents"
-                            )));
-                            for g in chunk {
-                                tokio::spawn(crate::tail::poll_group(
-                                    feed.clone(),
-                                    g.name,
-                                    since_ms,
-                                ));
-                            }
-                        }
-                    });
-                }
-            } else {
-                for g in groups {
-                    tokio::spawn(crate::tail::poll_group(feed.clone(), g.name, since_ms));
-                }
-            }
+            let readers = Readers {
+                feed: feed.clone(),
+                live,
+                since_ms,
+                backfill,
+                usage: usage.clone(),
+            };
+            readers.spawn(groups.clone());
+            // The picker's searches and additions.
+            let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(8);
+            tokio::spawn(serve_commands(
+                cmd_rx,
+                readers,
+                groups.iter().map(|g| g.name.clone()).collect(),
+            ));
             // The console's sources pane shows the readers' counters.
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -773,12 +760,15 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
                     }
                 }
             });
-            hook
+            Hooks {
+                incident: hook,
+                commands: Some(cmd_tx),
+                open_picker,
+            }
         }
     };
     let title = format!(
-        "tail · {} group(s) · {}{}",
-        groups.len(),
+        "tail · {}{}",
         if live { "Live Tail" } else { "polling" },
         if args.cloudtrail {
             " · CloudTrail"
@@ -1036,19 +1026,154 @@ fn console(
 ) -> anyhow::Result<()> {
     console_with(cfg, title, speed, move |tx| {
         tokio::spawn(source::play(records, live_from, speed, tx, done));
-        None
+        Hooks::default()
     })
 }
 
 /// Called once for each incident the console opens (tail asks CloudTrail for its history).
 type IncidentHook = Box<dyn Fn(&Incident)>;
 
+/// What a source offers the console besides records.
+#[derive(Default)]
+struct Hooks {
+    incident: Option<IncidentHook>,
+    /// Where the group picker's commands go (tail).
+    commands: Option<tokio::sync::mpsc::Sender<ui::picker::Command>>,
+    /// Open on the picker (nothing to tail yet).
+    open_picker: bool,
+}
+
+/// Starts readers for log groups, the way this `tail` reads them.
+#[derive(Clone)]
+struct Readers {
+    feed: crate::tail::Feed,
+    live: bool,
+    since_ms: i64,
+    backfill: bool,
+    usage: std::sync::Arc<crate::live::LiveUsage>,
+}
+
+impl Readers {
+    fn spawn(&self, groups: Vec<crate::live::LiveGroup>) {
+        let since_ms = self.since_ms;
+        if !self.live {
+            for g in groups {
+                tokio::spawn(crate::tail::poll_group(self.feed.clone(), g.name, since_ms));
+            }
+            return;
+        }
+        for chunk in groups.chunks(crate::live::GROUPS_PER_SESSION) {
+            let (feed, chunk, usage) = (self.feed.clone(), chunk.to_vec(), self.usage.clone());
+            let backfill = self.backfill;
+            tokio::spawn(async move {
+                let end = crate::live::live_session(
+                    feed.clone(),
+                    chunk.clone(),
+                    since_ms,
+                    backfill,
+                    usage,
+                )
+                .await;
+                if let crate::live::LiveEnd::Unavailable(why) = end {
+                    let _ = feed.tx.try_send(SourceMsg::Notice(format!(
+                        "Live Tail unavailable ({why}); polling with FilterLogEvents"
+                    )));
+                    for g in chunk {
+                        tokio::spawn(crate::tail::poll_group(feed.clone(), g.name, since_ms));
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Groups the picker lists per search: one DescribeLogGroups page.
+const PICKER_PAGE: i32 = 50;
+
+/// Serves the picker: searches with DescribeLogGroups, and starts readers for chosen groups not
+/// tailed yet.
+async fn serve_commands(
+    mut rx: tokio::sync::mpsc::Receiver<ui::picker::Command>,
+    readers: Readers,
+    mut tailing: std::collections::HashSet<String>,
+) {
+    use ui::picker::{Command, GroupList};
+    let feed = readers.feed.clone();
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Command::SearchGroups(prefix) => {
+                feed.limiter.acquire().await;
+                let resp = feed
+                    .client
+                    .describe_log_groups()
+                    .set_log_group_name_prefix((!prefix.is_empty()).then(|| prefix.clone()))
+                    .limit(PICKER_PAGE)
+                    .send()
+                    .await;
+                let list = match resp {
+                    Ok(page) => GroupList {
+                        prefix,
+                        names: page
+                            .log_groups()
+                            .iter()
+                            .filter_map(|g| g.log_group_name())
+                            .map(|n| SafeText::new(n).into_string())
+                            .collect(),
+                        truncated: page.next_token().is_some(),
+                        error: None,
+                    },
+                    Err(e) => GroupList {
+                        prefix,
+                        names: Vec::new(),
+                        truncated: false,
+                        error: Some(crate::aws::advice(
+                            &SafeText::new(&format!(
+                                "DescribeLogGroups: {}",
+                                aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+                            ))
+                            .into_string(),
+                            &feed.opts,
+                        )),
+                    },
+                };
+                if feed.tx.send(SourceMsg::Groups(list)).await.is_err() {
+                    return;
+                }
+            }
+            Command::TailGroups(names) => {
+                let new: Vec<String> = names.into_iter().filter(|n| !tailing.contains(n)).collect();
+                if new.is_empty() {
+                    let _ = feed
+                        .tx
+                        .try_send(SourceMsg::Notice("already tailing those groups".into()));
+                    continue;
+                }
+                match resolve_groups(&feed.client, &new, &[]).await {
+                    Ok(groups) => {
+                        tailing.extend(groups.iter().map(|g| g.name.clone()));
+                        let _ = feed.tx.try_send(SourceMsg::Notice(format!(
+                            "tailing {} more log group(s)",
+                            groups.len()
+                        )));
+                        readers.spawn(groups);
+                    }
+                    Err(e) => {
+                        let _ = feed
+                            .tx
+                            .try_send(SourceMsg::Notice(crate::aws::advice(&e, &feed.opts)));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The console fed by whatever `start` spawns onto the runtime with the sender it is given.
 fn console_with(
     cfg: &Config,
     title: String,
     speed: Option<f64>,
-    start: impl FnOnce(tokio::sync::mpsc::Sender<SourceMsg>) -> Option<IncidentHook>,
+    start: impl FnOnce(tokio::sync::mpsc::Sender<SourceMsg>) -> Hooks,
 ) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
         bail!(
@@ -1091,7 +1216,16 @@ fn console_with(
         .build()?;
     let (app, result) = rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::channel::<SourceMsg>(64);
-        let hook = start(tx);
+        let Hooks {
+            incident: hook,
+            commands,
+            open_picker,
+        } = start(tx);
+        let mut app = app;
+        app.can_pick = commands.is_some();
+        if open_picker {
+            app.update(ui::app::Action::AddGroups, ui::now_ms());
+        }
         let announced = std::cell::RefCell::new(std::collections::HashSet::new());
         let persist = |app: &App, id: u64| {
             if let Some(i) = app.engine.incident(id) {
@@ -1103,7 +1237,7 @@ fn console_with(
                 }
             }
         };
-        ui::run(app, rx, Some(store.clone()), persist).await
+        ui::run(app, rx, Some(store.clone()), persist, commands).await
     });
     // The final state of every incident, so labels given earlier point at what it became.
     for i in app.engine.incidents() {

@@ -28,6 +28,8 @@ pub enum SourceMsg {
     Notice(String),
     /// The live readers' counters, sent about once a second.
     Feeds(crate::tail::FeedStatus),
+    /// The answer to a log group search from the picker.
+    Groups(crate::ui::picker::GroupList),
 }
 
 /// An exported log event, with the field names CloudWatch Logs uses (FilterLogEvents, `aws logs`),
@@ -190,7 +192,10 @@ mod tests {
         while let Some(msg) = rx.recv().await {
             match msg {
                 SourceMsg::Batch(b) => got += b.len(),
-                SourceMsg::Clock(_) | SourceMsg::Notice(_) | SourceMsg::Feeds(_) => {}
+                SourceMsg::Clock(_)
+                | SourceMsg::Notice(_)
+                | SourceMsg::Feeds(_)
+                | SourceMsg::Groups(_) => {}
                 SourceMsg::Done(_) => break,
             }
         }

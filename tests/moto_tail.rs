@@ -347,18 +347,17 @@ fn tail_console_shows_the_demo_incident_from_moto() {
     let tmux = common::Tmux {
         socket: format!("stormwatch-tail-{}", std::process::id()),
     };
-    let mut cmd: Vec<String> = vec![
+    // One group named on the command line, the others added with the picker (`+`).
+    let cmd: Vec<String> = vec![
         common::bin().to_string(),
         "tail".into(),
         "--endpoint-url".into(),
         url.clone(),
         "--since".into(),
         "2d".into(),
+        "--group".into(),
+        groups[0].clone(),
     ];
-    for g in &groups {
-        cmd.push("--group".into());
-        cmd.push(g.clone());
-    }
     tmux.start(
         &[
             format!("STORMWATCH_DATA_DIR={}", dir.path().join("data").display()),
@@ -370,10 +369,31 @@ fn tail_console_shows_the_demo_incident_from_moto() {
         ],
         &cmd,
     );
+    tmux.wait_for("the named group's events", Duration::from_secs(30), |s| {
+        s.contains("bf ") && !s.contains("waiting for data")
+    });
+    tmux.cmd(&["send-keys", "-t", "sw", "+"]);
+    let listed = format!("{} group(s)", groups.len());
+    tmux.wait_for("the picker's list", Duration::from_secs(20), |s| {
+        s.contains("Add log groups") && s.contains(&listed)
+    });
+    // Select every group (the one already tailed is skipped when added).
+    for _ in &groups {
+        tmux.cmd(&["send-keys", "-t", "sw", "Space"]);
+        tmux.cmd(&["send-keys", "-t", "sw", "Down"]);
+    }
+    tmux.wait_for("every group selected", Duration::from_secs(10), |s| {
+        s.contains(&format!("{} selected", groups.len()))
+    });
+    tmux.cmd(&["send-keys", "-t", "sw", "Enter"]);
     let screen = tmux.wait_for("an incident row from moto", Duration::from_secs(60), |s| {
         s.contains("│#1 ")
     });
     assert!(screen.contains("tail · "), "{screen}");
+    assert!(
+        !screen.contains("Add log groups"),
+        "the picker closed: {screen}"
+    );
     let kinds = [
         "SSH brute force",
         "Lambda timeout cascade",
@@ -396,7 +416,7 @@ fn an_expired_sso_session_says_to_log_in_again() {
         "[profile oncall]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = ReadOnly\nregion = us-east-1\n\n[sso-session corp]\nsso_start_url = https://example.awsapps.com/start\nsso_region = us-east-1\n",
     )
     .unwrap();
-    // The cache file is named by the SHA-1 of the session name: ee0bfd2552fbd840c02cc48b6e823320543c450f  -.
+    // The cache file is named by the SHA-1 of the session name (`printf corp | sha1sum`).
     let token = r#"{"startUrl":"https://example.awsapps.com/start","region":"us-east-1","accessToken":"x","expiresAt":"2020-01-01T00:00:00Z"}"#;
     std::fs::write(
         aws_dir.join("sso/cache/ee0bfd2552fbd840c02cc48b6e823320543c450f.json"),

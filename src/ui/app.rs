@@ -1,5 +1,6 @@
 //! Console state and key handling, free of terminal I/O so it can be driven from tests.
 
+use super::picker::{Command, GroupList, Picker, PickerOutcome};
 use crate::engine::Engine;
 use crate::incident::{Anomaly, Incident};
 use crate::safe_text::SafeText;
@@ -41,6 +42,8 @@ pub enum Action {
     PrevIncident,
     Open,
     Label(LabelValue),
+    /// Open the log group picker (tail only).
+    AddGroups,
 }
 
 pub fn action_for(key: KeyEvent) -> Option<Action> {
@@ -67,6 +70,7 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('a') => Action::Label(LabelValue::Anomaly),
         KeyCode::Char('x') => Action::Label(LabelValue::Normal),
         KeyCode::Char('u') => Action::Label(LabelValue::Unsure),
+        KeyCode::Char('+') => Action::AddGroups,
         _ => return None,
     })
 }
@@ -120,6 +124,14 @@ pub struct App {
     pub status: String,
     /// Live readers' counters (tail only).
     pub feeds: Option<crate::tail::FeedStatus>,
+    /// The log group picker, while open.
+    pub picker: Option<Picker>,
+    /// Whether a live source can search and add groups (tail).
+    pub can_pick: bool,
+    /// Commands for the sources, sent by the run loop after each key.
+    pub outbox: Vec<Command>,
+    /// Bumped when something drawn changes that the data counters do not show (picker, feeds).
+    pub revision: u64,
     pub source_done: Option<String>,
     pub speed: Option<f64>,
     pub color: bool,
@@ -143,6 +155,10 @@ impl App {
             labels: HashMap::new(),
             status: "? help · Tab pane · j/k move · a anomaly · x normal · q quit".into(),
             feeds: None,
+            picker: None,
+            can_pick: false,
+            outbox: Vec::new(),
+            revision: 0,
             source_done: None,
             speed: None,
             color: true,
@@ -251,8 +267,46 @@ impl App {
                 }
             }
             Action::Label(value) => return self.label(value, now_ms),
+            Action::AddGroups => {
+                if self.can_pick {
+                    let mut p = Picker::new();
+                    self.outbox.push(p.open());
+                    self.picker = Some(p);
+                    self.revision += 1;
+                } else {
+                    self.status = "adding log groups works in `stormwatch tail`".into();
+                }
+            }
         }
         None
+    }
+
+    /// A key while the picker is open.
+    pub fn picker_key(&mut self, key: crossterm::event::KeyEvent) {
+        let Some(p) = self.picker.as_mut() else {
+            return;
+        };
+        self.revision += 1;
+        match p.key(key) {
+            PickerOutcome::Stay => {}
+            PickerOutcome::Close => self.picker = None,
+            PickerOutcome::Send(c) => self.outbox.push(c),
+            PickerOutcome::Done(c) => {
+                if let Command::TailGroups(g) = &c {
+                    self.status = format!("adding {} log group(s)", g.len());
+                }
+                self.outbox.push(c);
+                self.picker = None;
+            }
+        }
+    }
+
+    /// A search's answer from the source side.
+    pub fn group_list(&mut self, list: GroupList) {
+        if let Some(p) = self.picker.as_mut() {
+            p.answer(list);
+            self.revision += 1;
+        }
     }
 
     fn move_by(&mut self, by: isize) {

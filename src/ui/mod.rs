@@ -2,6 +2,7 @@
 //! [`app::Action`]s, queues labels to the store, and redraws at most every frame interval.
 
 pub mod app;
+pub mod picker;
 pub mod view;
 
 use crate::source::SourceMsg;
@@ -31,6 +32,7 @@ pub async fn run(
     mut rx: mpsc::Receiver<SourceMsg>,
     store: Option<Store>,
     on_incident: impl Fn(&App, u64),
+    commands: Option<mpsc::Sender<picker::Command>>,
 ) -> (App, anyhow::Result<()>) {
     let mut terminal = ratatui::init();
     let mut keys = EventStream::new();
@@ -41,6 +43,8 @@ pub async fn run(
     let mut drawn = None;
     let mut saved = (std::time::Instant::now(), 0u64);
     let mut source_open = true;
+    // A console that opens on the picker has its first search queued already.
+    send_commands(&mut app, commands.as_ref());
     let result: anyhow::Result<()> = loop {
         if dirty {
             if let Err(e) = terminal.draw(|f| view::draw(f, &app)) {
@@ -51,6 +55,11 @@ pub async fn run(
         }
         tokio::select! {
             ev = keys.next() => match ev {
+                Some(Ok(Event::Key(k))) if app.picker.is_some() => {
+                    app.picker_key(k);
+                    send_commands(&mut app, commands.as_ref());
+                    dirty = true;
+                }
                 Some(Ok(Event::Key(k))) => {
                     if let Some(action) = action_for(k) {
                         let now = now_ms();
@@ -68,6 +77,7 @@ pub async fn run(
                                 None => app.label_result(target, value, Err("no store in this mode".into())),
                             }
                         }
+                        send_commands(&mut app, commands.as_ref());
                         dirty = true;
                     }
                 }
@@ -118,12 +128,13 @@ pub async fn run(
 }
 
 /// What a redraw depends on besides keys: data, time, and the messages sources send.
-fn view_key(app: &App) -> (u64, i64, String, bool) {
+fn view_key(app: &App) -> (u64, i64, String, bool, u64) {
     (
         app.engine.lines(),
         app.engine.clock_ms(),
         app.status.clone(),
         app.source_done.is_some(),
+        app.revision,
     )
 }
 
@@ -153,7 +164,27 @@ fn handle(app: &mut App, msg: SourceMsg, on_incident: &impl Fn(&App, u64)) -> us
         }
         SourceMsg::Feeds(status) => {
             app.feeds = Some(status);
+            app.revision += 1;
             1
+        }
+        SourceMsg::Groups(list) => {
+            app.group_list(list);
+            1
+        }
+    }
+}
+
+/// Hands the console's commands to the sources; a full queue drops them with a word on the
+/// status line rather than blocking the keys.
+fn send_commands(app: &mut App, commands: Option<&mpsc::Sender<picker::Command>>) {
+    for c in std::mem::take(&mut app.outbox) {
+        match commands {
+            Some(tx) => {
+                if tx.try_send(c).is_err() {
+                    app.status = "busy: try again in a moment".into();
+                }
+            }
+            None => app.status = "nothing to send this to in this mode".into(),
         }
     }
 }

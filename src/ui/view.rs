@@ -32,6 +32,10 @@ pub const HELP: &[(&str, &str)] = &[
     ),
     ("x", "label it normal (a false alarm)"),
     ("u", "label it unsure"),
+    (
+        "+",
+        "tail more log groups (tail): prefix search, Space selects, Enter adds",
+    ),
 ];
 
 /// Tabs are kept in the text (parsers need them) but their width is the terminal's guess.
@@ -120,9 +124,83 @@ pub fn draw(f: &mut Frame, app: &App) {
         ))),
         footer,
     );
+    if let Some(p) = &app.picker {
+        draw_picker(f, f.area(), p, app, &t);
+    }
     if app.show_help {
         draw_help(f, f.area(), &t);
     }
+}
+
+fn draw_picker(f: &mut Frame, area: Rect, p: &super::picker::Picker, app: &App, t: &Theme) {
+    let w = area.width.saturating_sub(8).min(90);
+    let h = area.height.saturating_sub(4).min(24);
+    let popup = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    let tailed = |name: &str| {
+        app.feeds
+            .as_ref()
+            .is_some_and(|fs| fs.groups.iter().any(|g| g.group == name))
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::styled("prefix: ", t.fg(Color::Gray)),
+        Span::raw(p.query.clone()),
+        Span::styled("▏", t.fg(Color::Cyan)),
+    ])];
+    let state = match (&p.searching, &p.error) {
+        (Some(_), _) => Span::styled("searching…", t.fg(Color::Gray)),
+        (None, Some(e)) => Span::styled(e.clone(), t.fg(Color::Yellow)),
+        (None, None) if p.list.is_empty() => {
+            Span::styled("no log group starts with this", t.fg(Color::Gray))
+        }
+        (None, None) => Span::styled(
+            format!(
+                "{} group(s){} · {} selected",
+                p.list.len(),
+                if p.truncated {
+                    ", more match: type more of the name"
+                } else {
+                    ""
+                },
+                p.selected.len()
+            ),
+            t.fg(Color::Gray),
+        ),
+    };
+    lines.push(Line::from(state));
+    // Keep the cursor in view.
+    let rows = h.saturating_sub(4) as usize;
+    let first = p.cursor.saturating_sub(rows.saturating_sub(1));
+    for (i, name) in p.list.iter().enumerate().skip(first).take(rows) {
+        let mark = if p.selected.contains(name) {
+            "[x]"
+        } else {
+            "[ ]"
+        };
+        let mut spans = vec![Span::raw(format!("{mark} {name}"))];
+        if tailed(name) {
+            spans.push(Span::styled("  (tailing)", t.fg(Color::Gray)));
+        }
+        let line = Line::from(spans);
+        lines.push(if i == p.cursor {
+            line.style(t.selected())
+        } else {
+            line
+        });
+    }
+    f.render_widget(Clear, popup);
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .title(" Add log groups ")
+                .title_bottom(" type a prefix · ↑↓ move · Space select · Enter tail · Esc cancel "),
+        ),
+        popup,
+    );
 }
 
 fn draw_header(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
