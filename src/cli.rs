@@ -752,6 +752,7 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
                 loop {
                     tick.tick().await;
                     let status = crate::tail::FeedStatus {
+                        as_of_ms: ui::now_ms(),
                         groups: crate::tail::snapshot(&counters),
                         live_tail_minutes: live.then(|| usage.minutes()),
                     };

@@ -31,6 +31,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Counters per group, for the console and `--json`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GroupCounters {
+    #[serde(rename = "name")]
     pub group: String,
     pub events: u64,
     pub duplicates_dropped: u64,
@@ -53,6 +54,8 @@ pub type Counters = Arc<Mutex<HashMap<String, GroupCounters>>>;
 /// What the console shows about the live readers.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FeedStatus {
+    /// Wall-clock time of this snapshot: a live group's lag is this minus its newest event.
+    pub as_of_ms: i64,
     pub groups: Vec<GroupCounters>,
     /// Live Tail minutes used by this process (billed per minute); `None` when only polling.
     pub live_tail_minutes: Option<u64>,

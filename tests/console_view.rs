@@ -210,13 +210,14 @@ fn sources_pane_shows_the_live_readers_counters() {
                 calls: 12,
                 errors,
                 last_error: last_error.map(str::to_string),
-                newest_ms: 0,
+                newest_ms: if events > 0 { 1_700_000_027_000 } else { 0 },
                 mode: "live",
                 backfilled,
                 sampled_updates: sampled,
             }
         };
     app.feeds = Some(stormwatch::tail::FeedStatus {
+        as_of_ms: 1_700_000_100_000,
         groups: vec![
             counter("/ec2/var/log/secure", 30, 12, 4, 2, 0, None),
             counter(

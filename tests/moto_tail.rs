@@ -298,6 +298,14 @@ fn every_event_put_into_moto_is_tailed_exactly_once() {
     );
     assert_eq!(report["events"].as_u64().unwrap(), events, "{report}");
     assert_eq!(report["lines"].as_u64().unwrap(), events);
+    // The documented shape: {"groups":[{"name","events","duplicates_dropped","backfilled"}],"rejected"}.
+    assert!(report["rejected"].is_u64(), "{report}");
+    for g in per_group {
+        assert!(groups.iter().any(|n| g["name"] == n.as_str()), "{g}");
+        for k in ["events", "duplicates_dropped", "backfilled"] {
+            assert!(g[k].is_u64(), "{k}: {g}");
+        }
+    }
     assert!(
         !report["incidents"].as_array().unwrap().is_empty(),
         "the demo's incidents are found"

@@ -292,11 +292,16 @@ fn draw_sources(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
                 }
                 _ => tail_fit(&s.name, name_width),
             };
+            // Live: how far behind now the newest event is. Replays have no "now": delivery delay.
+            let lag = match (feeds, feed) {
+                (Some(fs), Some(g)) if g.newest_ms > 0 => (fs.as_of_ms - g.newest_ms).max(0),
+                _ => s.lag_ms,
+            };
             let mut cells = vec![
                 Cell::from(name),
                 Cell::from(format!("{:.1}", s.rate)),
                 Cell::from(format!("{}", s.events)),
-                Cell::from(lag_text(s.lag_ms)),
+                Cell::from(lag_text(lag)),
                 Cell::from(format!("{}", s.rejected)).style(warn(s.rejected)),
                 Cell::from(format!("{now:.2}")).style(t.score(now, threshold)),
             ];
