@@ -75,7 +75,9 @@ struct Prior {
 
 #[derive(Debug, Default)]
 pub struct Detector {
-    series: HashMap<(Signal, String), Series>,
+    /// Per signal, then per entity: looking up by a borrowed entity name allocates nothing, and
+    /// nearly every observation is for a series that exists.
+    series: HashMap<Signal, HashMap<String, Series>>,
     priors: HashMap<Signal, Prior>,
 }
 
@@ -91,8 +93,18 @@ impl Detector {
     /// Adds one observation and scores the minute (and the five minutes) it falls in.
     pub fn observe(&mut self, obs: &Observation) -> Score {
         let gauge = obs.signal.is_gauge();
-        let key = (obs.signal, obs.entity.clone());
-        let series = self.series.entry(key).or_default();
+        let by_entity = self.series.entry(obs.signal).or_default();
+        if !by_entity.contains_key(obs.entity.as_str()) {
+            by_entity.insert(obs.entity.clone(), Series::default());
+        }
+        let Some(series) = by_entity.get_mut(obs.entity.as_str()) else {
+            return Score {
+                score: 0.0,
+                observed: obs.value,
+                expected: 0.0,
+                window_min: 0,
+            };
+        };
         series.last_minute = series.last_minute.max(obs.minute);
         let prior = self.priors.entry(obs.signal).or_default();
         // Fold minutes that can no longer receive late events into the baseline.
@@ -180,12 +192,14 @@ impl Detector {
     /// kept forever; after hours of silence its weighted rate has decayed to nothing anyway, and a
     /// returning entity is judged against its population like a new one.
     pub fn forget_idle(&mut self, before_minute: i64) {
-        self.series.retain(|_, s| s.last_minute >= before_minute);
+        for by_entity in self.series.values_mut() {
+            by_entity.retain(|_, s| s.last_minute >= before_minute);
+        }
     }
 
     /// Number of series tracked (for memory figures).
     pub fn series_count(&self) -> usize {
-        self.series.len()
+        self.series.values().map(HashMap::len).sum()
     }
 }
 

@@ -55,6 +55,9 @@ pub struct SourceStats {
     pub rate: f64,
     #[serde(skip)]
     per_second: VecDeque<(i64, u32)>,
+    /// Sum of `per_second`, kept as it changes rather than re-added per event.
+    #[serde(skip)]
+    last_minute_events: u64,
     /// Highest score per engine-time minute, newest last.
     #[serde(skip)]
     pub scores: VecDeque<(i64, f64)>,
@@ -67,20 +70,20 @@ impl SourceStats {
             Some((s, n)) if *s == sec => *n += 1,
             _ => self.per_second.push_back((sec, 1)),
         }
+        self.last_minute_events += 1;
         self.expire(now_ms);
     }
 
     fn expire(&mut self, now_ms: i64) {
         let sec = now_ms.div_euclid(1000);
-        while self.per_second.front().is_some_and(|(s, _)| *s <= sec - 60) {
+        while let Some(&(s, n)) = self.per_second.front() {
+            if s > sec - 60 {
+                break;
+            }
             self.per_second.pop_front();
+            self.last_minute_events -= u64::from(n);
         }
-        self.rate = self
-            .per_second
-            .iter()
-            .map(|(_, n)| u64::from(*n))
-            .sum::<u64>() as f64
-            / 60.0;
+        self.rate = self.last_minute_events as f64 / 60.0;
     }
 
     fn score(&mut self, now_ms: i64, score: f64) {

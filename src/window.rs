@@ -91,6 +91,8 @@ pub struct Extractor {
     keys_by_arn: HashMap<String, HashSet<String>>,
     regions_by_principal: HashMap<String, HashSet<String>>,
     region_calls: HashMap<String, u64>,
+    /// The region with the most calls so far: the account's home.
+    home: String,
     trail_events: u64,
     /// Endpoints each function's errors named lately, and the minute they last did.
     failing_endpoints: HashMap<String, (Vec<String>, i64)>,
@@ -241,25 +243,44 @@ impl Extractor {
                 }) {
                     push(Signal::AccessDenied, &principal, links.clone(), 1.0);
                 }
-                *self.region_calls.entry(ev.region.clone()).or_default() += 1;
-                let home = self
+                // Counted without allocating for the regions already known (nearly all calls).
+                match self.region_calls.get_mut(ev.region.as_str()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.region_calls.insert(ev.region.clone(), 1);
+                    }
+                }
+                let here = self
                     .region_calls
-                    .iter()
-                    .max_by_key(|(_, n)| **n)
-                    .map(|(r, _)| r.clone())
-                    .unwrap_or_default();
+                    .get(ev.region.as_str())
+                    .copied()
+                    .unwrap_or(0);
+                let home_calls = self
+                    .region_calls
+                    .get(self.home.as_str())
+                    .copied()
+                    .unwrap_or(0);
+                if here > home_calls {
+                    self.home = ev.region.clone();
+                }
+                if !self.regions_by_principal.contains_key(principal.as_str()) {
+                    self.regions_by_principal
+                        .insert(principal.clone(), HashSet::new());
+                }
                 let known = self
                     .regions_by_principal
-                    .entry(principal.clone())
-                    .or_default();
+                    .get_mut(principal.as_str())
+                    .map(|k| &*k);
                 let new_region = !ev.region.is_empty()
-                    && ev.region != home
-                    && !known.contains(&ev.region)
+                    && ev.region != self.home
+                    && known.is_some_and(|k| !k.contains(&ev.region))
                     && self.trail_events > REGION_WARMUP_EVENTS;
                 if new_region {
                     push(Signal::NewRegion, &principal, links.clone(), 1.0);
-                } else {
-                    known.insert(ev.region.clone());
+                } else if let Some(k) = self.regions_by_principal.get_mut(principal.as_str())
+                    && !k.contains(&ev.region)
+                {
+                    k.insert(ev.region.clone());
                 }
                 push(Signal::ApiCalls, &principal, links, 1.0);
             }
