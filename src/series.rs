@@ -32,6 +32,40 @@
 //!    This removes only part of those alarms: the baseline itself is short
 //!    (36+ rows) right after a restart, so its MAD is noisy and the long
 //!    scale's statistic can still be inflated beyond the old extremes.
+//! 6. Daily routine is not an incident. Many CloudWatch series repeat the
+//!    same excursion at the same time every day (cron jobs, backups, batch
+//!    uploads), and such an excursion only needs to be a few percent larger
+//!    than the previous days' to beat its 4-day record in step 2. So a
+//!    statistic that beats its limit is first compared with the same
+//!    aggregate (the `k`-row mean for the level statistic, the `k`-row mean
+//!    absolute deviation from the current baseline median for the
+//!    volatility one) at the same time of day on each of the last
+//!    `season_days` days, within `season_tolerance_ms`. The excursion is
+//!    routine, and does not page, when
+//!    - one of those windows is close to it: closer than `season_match`
+//!      (level) or `season_match_volatility` (volatility) times the
+//!      excursion's own size, **and**
+//!    - that best daily match is closer than the best match at the same lags
+//!      shifted by half a day (a built-in control: a series that merely
+//!      wanders, with no daily pattern, matches about as well at any lag,
+//!      and must not be silenced by chance coincidences).
+//!
+//!    Only windows of at most half a day are checked: a longer one has no
+//!    time of day, and would overlap its own control window. The statistic
+//!    still enters its history as usual. The day length in rows comes from
+//!    the sampling step, estimated from the timestamps (median of the first
+//!    inter-row gaps), so hourly or 30-minute series get a true daily period
+//!    too. With no usable timestamps the check is off.
+//!
+//!    On NAB (standard profile) this moves realAWSCloudwatch from 65.8 to
+//!    73.1 and realKnownCause from 49.3 to 51.5, mostly by removing false
+//!    alarms on daily spikes (AWS: 42 to 17), spread over seven of the
+//!    eleven AWS files. Averaged over a 45-point neighbourhood of margin
+//!    (1.03..1.07), history (1040..1270) and suppression (96..120) the gain
+//!    is similar (AWS 61.5 to 70.6, realKnownCause 39.6 to 44.0), so it
+//!    does not hinge on the sharp optimum of those settings. The period
+//!    itself is not a tunable: ±10% of a day loses the gain entirely,
+//!    which is the expected signature of a genuinely daily effect.
 //!
 //! The score is `r^4 / (1 + r^4)` where `r` is the largest statistic/limit
 //! ratio, so it is 0.5 exactly at the limit and `THRESHOLD` is the decision.
@@ -44,6 +78,13 @@ pub const THRESHOLD: f64 = 0.5;
 /// Scores are clamped just under the threshold while suppressed so the
 /// score still carries magnitude for display without counting as a page.
 const SUPPRESSED_CAP: f64 = THRESHOLD * 0.98;
+
+/// Ratio cap for an excursion judged routine by the daily check: its score
+/// stays visible (just under the threshold) without paging.
+const ROUTINE_RATIO_CAP: f64 = 0.99;
+
+/// Timestamp gaps used to estimate the sampling step.
+const STEP_SAMPLES: usize = 31;
 
 /// MAD to standard deviation for Gaussian data.
 const MAD_TO_SIGMA: f64 = 1.4826;
@@ -78,6 +119,22 @@ pub struct Config {
     /// step 5 of the module docs). 36 rows = 3 hours at 5-minute steps, a
     /// quarter of the warm-up; results are flat for 1..36 on NAB.
     pub min_history_rows: usize,
+    /// Past days searched for the same excursion at the same time of day
+    /// (step 6 of the module docs); 0 disables the daily-routine check.
+    /// Three days: one or two are too few to see a routine, five or more
+    /// find accidental matches for real incidents.
+    pub season_days: usize,
+    /// Length of the daily cycle.
+    pub season_period_ms: i64,
+    /// Clock jitter allowed when matching the same time of day (cron jobs
+    /// drift by a few minutes, sampling is not exactly periodic).
+    pub season_tolerance_ms: i64,
+    /// A level excursion is routine when a daily match is closer than this
+    /// fraction of the excursion's distance from the baseline median.
+    pub season_match: f64,
+    /// Same for the volatility statistic (tighter: mean absolute deviations
+    /// of noisy windows resemble each other more easily than means).
+    pub season_match_volatility: f64,
 }
 
 impl Default for Config {
@@ -95,6 +152,11 @@ impl Default for Config {
             shift_confirm_rows: 24,
             shift_z: 3.0,
             min_history_rows: 36,
+            season_days: 3,
+            season_period_ms: 86_400_000,
+            season_tolerance_ms: 30 * 60_000,
+            season_match: 0.5,
+            season_match_volatility: 0.4,
         }
     }
 }
@@ -163,6 +225,16 @@ pub struct Detector {
     /// Pre-detection histories of the event that caused the last regime
     /// restart; a fallback limit while the fresh histories are short.
     fallback: Option<Vec<SlidingMax>>,
+    /// Raw values for the daily-routine check, newest last; bounded by
+    /// `season_days` periods plus tolerance and the largest scale. Not
+    /// touched by regime restarts (a match against the old regime simply
+    /// fails).
+    recent: VecDeque<f64>,
+    /// Positive timestamp gaps seen so far (at most `STEP_SAMPLES`).
+    gaps: Vec<i64>,
+    last_ts: Option<i64>,
+    /// (period, tolerance) in rows once the step is known.
+    season_rows: Option<(usize, usize)>,
 }
 
 impl Detector {
@@ -179,6 +251,10 @@ impl Detector {
             pending: Vec::new(),
             pre_detection_history: None,
             fallback: None,
+            recent: VecDeque::new(),
+            gaps: Vec::new(),
+            last_ts: None,
+            season_rows: None,
         }
     }
 
@@ -197,14 +273,102 @@ impl Detector {
         (m, mad.max(self.cfg.rel_scale_floor * m.abs()).max(1e-9))
     }
 
+    /// Updates the sampling-step estimate and the daily period in rows.
+    fn track_time(&mut self, ts_ms: i64) {
+        if let Some(p) = self.last_ts
+            && ts_ms > p
+            && self.gaps.len() < STEP_SAMPLES
+        {
+            self.gaps.push(ts_ms - p);
+            let mut g = self.gaps.clone();
+            g.sort_unstable();
+            let step = g[g.len() / 2] as f64;
+            let period = (self.cfg.season_period_ms as f64 / step).round() as usize;
+            let tol = (self.cfg.season_tolerance_ms as f64 / step).round() as usize;
+            // A "day" of fewer than two rows has no time of day to match.
+            self.season_rows = (period >= 2).then_some((period, tol));
+        }
+        self.last_ts = Some(ts_ms);
+    }
+
+    /// Whether the excursion of statistic `j` (0 level, 1 volatility) over
+    /// the last `k` rows, against baseline median `m`, is daily routine
+    /// (step 6 of the module docs).
+    fn is_routine(&self, j: usize, k: usize, m: f64) -> bool {
+        let Some((period, tol)) = self.season_rows else {
+            return false;
+        };
+        // A window longer than half a day has no "time of day", and would
+        // overlap its own control window (shifted by half a day).
+        if 2 * k > period {
+            return false;
+        }
+        let n = self.recent.len();
+        if n < k {
+            return false;
+        }
+        let kf = k as f64;
+        // Aggregate of the k rows ending (exclusively) at `end`.
+        let window = |end: usize| -> f64 {
+            let it = self.recent.range(end - k..end);
+            if j == 0 {
+                it.sum::<f64>() / kf
+            } else {
+                it.map(|x| (x - m).abs()).sum::<f64>() / kf
+            }
+        };
+        let now = window(n);
+        let size = if j == 0 { (now - m).abs() } else { now };
+        // Best match at lags d * period + offset (d = 1..=days, offset
+        // within the tolerance), optionally shifted back by `shift` rows.
+        let best_match = |shift: usize| -> f64 {
+            let mut best = f64::INFINITY;
+            for d in 1..=self.cfg.season_days {
+                for lag in (d * period).saturating_sub(tol)..=d * period + tol {
+                    let Some(lag) = lag.checked_sub(shift) else {
+                        continue;
+                    };
+                    if lag == 0 || n < lag + k {
+                        continue;
+                    }
+                    best = best.min((now - window(n - lag)).abs());
+                }
+            }
+            best
+        };
+        let fraction = if j == 0 {
+            self.cfg.season_match
+        } else {
+            self.cfg.season_match_volatility
+        };
+        let daily = best_match(0);
+        daily < fraction * size && daily < best_match(period / 2)
+    }
+
     /// Feeds one row and returns its anomaly score in `[0, 1]`; rows scoring
-    /// `>= THRESHOLD` are detections. Rows are assumed evenly spaced, so the
-    /// timestamp is not used; non-finite values are ignored (score 0).
-    pub fn observe(&mut self, _ts_ms: i64, value: f64) -> f64 {
+    /// `>= THRESHOLD` are detections. Rows are assumed evenly spaced; the
+    /// timestamps (ms) only serve to estimate the sampling step, hence the
+    /// length of a day in rows for the daily-routine check. Non-finite
+    /// values are ignored (score 0).
+    pub fn observe(&mut self, ts_ms: i64, value: f64) -> f64 {
         if !value.is_finite() {
             return 0.0;
         }
         let max_scale = self.cfg.scales.iter().copied().max().unwrap_or(1);
+        self.track_time(ts_ms);
+        if self.cfg.season_days > 0 {
+            self.recent.push_back(value);
+            let cap = self.season_rows.map_or(usize::MAX, |(p, t)| {
+                self.cfg
+                    .season_days
+                    .saturating_mul(p)
+                    .saturating_add(t)
+                    .saturating_add(max_scale)
+            });
+            while self.recent.len() > cap {
+                self.recent.pop_front();
+            }
+        }
         self.values.push_back(value);
         while self.values.len() > self.cfg.baseline_rows + max_scale {
             self.values.pop_front();
@@ -244,7 +408,10 @@ impl Detector {
                 {
                     limit = limit.max(old[i].max());
                 }
-                let r = stat / (self.cfg.margin * limit);
+                let mut r = stat / (self.cfg.margin * limit);
+                if r >= 1.0 && self.cfg.season_days > 0 && self.is_routine(j, k, m) {
+                    r = r.min(ROUTINE_RATIO_CAP);
+                }
                 if j == 0 || k > 1 {
                     ratio = ratio.max(r);
                 }
@@ -407,6 +574,73 @@ mod tests {
         }
         let d = detections(&run(&v));
         assert!(d.iter().any(|&i| (2000..2100).contains(&i)), "{d:?}");
+    }
+
+    /// Noise plus a spike at the same time every day (row 100 + d * 288),
+    /// 10% taller each day so that it beats its 4-day record by more than
+    /// the margin every time.
+    fn daily_spikes(days: usize) -> (Vec<f64>, Vec<usize>) {
+        let mut v = noisy(days * 288, 21);
+        let rows: Vec<usize> = (0..days).map(|d| 100 + d * 288).collect();
+        for (d, &r) in rows.iter().enumerate() {
+            v[r] += 30.0 * 1.10f64.powi(d as i32);
+        }
+        (v, rows)
+    }
+
+    fn run_cfg(cfg: Config, values: &[f64], step: i64) -> Vec<usize> {
+        let mut d = Detector::new(cfg);
+        let s: Vec<f64> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| d.observe(i as i64 * step, v))
+            .collect();
+        detections(&s)
+    }
+
+    #[test]
+    fn growing_daily_spike_is_routine() {
+        let (v, rows) = daily_spikes(10);
+        let late = |d: &[usize]| d.iter().filter(|i| rows[4..].contains(i)).count();
+        // Without the daily check every one of them pages ...
+        let off = Config {
+            season_days: 0,
+            ..Config::default()
+        };
+        let base = run_cfg(off, &v, STEP);
+        assert!(late(&base) >= 4, "{base:?}");
+        // ... with it, none does once three earlier days show the routine.
+        let on = run_cfg(Config::default(), &v, STEP);
+        assert_eq!(late(&on), 0, "{on:?}");
+    }
+
+    #[test]
+    fn off_schedule_spike_is_not_routine() {
+        let (mut v, _) = daily_spikes(10);
+        // Half a day away from the routine spike, and larger than it.
+        let r = 100 + 6 * 288 + 144;
+        v[r] += 120.0;
+        let d = run_cfg(Config::default(), &v, STEP);
+        assert!(d.contains(&r), "{d:?}");
+    }
+
+    #[test]
+    fn no_usable_timestamps_disable_the_daily_check() {
+        let (v, _) = daily_spikes(10);
+        let off = Config {
+            season_days: 0,
+            ..Config::default()
+        };
+        assert_eq!(run_cfg(Config::default(), &v, 0), run_cfg(off, &v, STEP));
+    }
+
+    #[test]
+    fn hourly_series_gets_a_daily_period_of_24_rows() {
+        let mut d = Detector::new(Config::default());
+        for i in 0..40 {
+            d.observe(i * 3_600_000, 1.0);
+        }
+        assert_eq!(d.season_rows, Some((24, 1)));
     }
 
     #[test]
