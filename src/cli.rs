@@ -234,7 +234,8 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// Files to replay: JSON lines of CloudWatch events (as `demo --write` makes) or raw log lines
+    /// Files to replay: JSON lines of CloudWatch events (as `demo --write` makes), CloudTrail files,
+    /// metric series (CSV `timestamp,value`) or raw log lines
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Play at this many source-seconds per second instead of loading everything at once

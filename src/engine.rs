@@ -12,12 +12,24 @@ use crate::parse::{Level, Parser};
 use crate::record::Record;
 use crate::safe_text::SafeText;
 use crate::template::{Miner, TemplateId};
-use crate::window::{Extractor, Observation, SignalClass};
-use std::collections::{BTreeMap, VecDeque};
+use crate::window::{Extractor, Observation, Signal, SignalClass};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Event-time minutes after which an entity's silent series is forgotten.
 const SERIES_IDLE_MIN: i64 = 6 * 60;
+
+/// Weight of each sample in a metric's typical level (about the last 20 samples).
+const METRIC_TYPICAL_ALPHA: f64 = 0.05;
+
+/// Baselines of history a metric needs before it may open an incident.
+const METRIC_WARMUP_BASELINES: usize = 2;
+
+struct MetricSeries {
+    detector: crate::series::Detector,
+    typical: f64,
+    samples: usize,
+}
 
 /// Minutes of score history kept per source for the chart.
 pub const CHART_MINUTES: usize = 120;
@@ -134,6 +146,8 @@ pub struct Engine {
     miner: Miner,
     extractor: Extractor,
     detector: Detector,
+    /// One numeric-series detector per metric source.
+    metrics: HashMap<String, MetricSeries>,
     tracker: Tracker,
     sources: BTreeMap<Arc<str>, SourceStats>,
     tail: VecDeque<TailLine>,
@@ -160,6 +174,7 @@ impl Engine {
             miner,
             extractor: Extractor::new(),
             detector: Detector::new(),
+            metrics: HashMap::new(),
             tracker: Tracker::new(),
             sources: BTreeMap::new(),
             tail: VecDeque::new(),
@@ -233,7 +248,11 @@ impl Engine {
         self.extractor.observe(&rec, &parsed, &mut obs);
         let mut line_score: f64 = 0.0;
         for o in &obs {
-            let s = self.detector.observe(o);
+            let s = if o.signal == Signal::Metric {
+                self.score_metric(o, rec.ts_ms)
+            } else {
+                self.detector.observe(o)
+            };
             line_score = line_score.max(s.score);
             if let Some(src) = self.sources.get_mut(&rec.group) {
                 src.score(now, s.score);
@@ -270,6 +289,44 @@ impl Engine {
         self.scratch = obs;
         self.push_tail(&rec, parsed.level, template, line_score);
         out
+    }
+
+    /// Scores a metric sample with its series' detector. The series detector decides at its own
+    /// threshold; its score is mapped so that threshold lands on the engine's, keeping one
+    /// meaning of "over the line" across the console. The expected value shown is the series'
+    /// recent typical level.
+    fn score_metric(&mut self, o: &Observation, ts_ms: i64) -> crate::detect::Score {
+        let m = self
+            .metrics
+            .entry(o.entity.clone())
+            .or_insert_with(|| MetricSeries {
+                detector: crate::series::Detector::new(crate::series::Config::default()),
+                typical: o.value,
+                samples: 0,
+            });
+        m.samples += 1;
+        let mut raw = m.detector.observe(ts_ms, o.value);
+        // Until a series has two baselines behind it (two days at 5-minute steps), its own
+        // extremes are not known yet and the detector judges fresh statistics against a fixed
+        // floor (NAB scoring calls this the probationary period): scores show, nothing pages.
+        if m.samples < METRIC_WARMUP_BASELINES * m.detector.config().baseline_rows {
+            raw = raw.min(crate::series::THRESHOLD * 0.98);
+        }
+        let expected = m.typical;
+        m.typical += METRIC_TYPICAL_ALPHA * (o.value - m.typical);
+        let t = self.opts.threshold;
+        let half = crate::series::THRESHOLD;
+        let score = if raw >= half {
+            t + (1.0 - t) * (raw - half) / (1.0 - half)
+        } else {
+            raw / half * t * 0.98
+        };
+        crate::detect::Score {
+            score: score.clamp(0.0, 1.0),
+            observed: o.value,
+            expected,
+            window_min: 0,
+        }
     }
 
     fn push_tail(&mut self, rec: &Record, level: Level, template: TemplateId, score: f64) {

@@ -5,6 +5,8 @@
 //!   `logStreamName`, `message`), which `demo --write` and `aws logs filter-log-events` give;
 //! - a CloudTrail delivery file, `{"Records":[...]}` (gzip already undone);
 //! - a CloudWatch Logs subscription payload, `{"logGroup":..,"logEvents":[...]}`;
+//! - a metric series, CSV with a `timestamp,value` header (CloudWatch metric exports, NAB files):
+//!   one sample per row in a `metric:<file stem>` source, scored by the numeric-series detector;
 //! - anything else: raw log lines of a source named after the file. Lines that start with
 //!   whitespace continue the record before them (tracebacks and pretty-printed JSON are one event).
 
@@ -63,7 +65,55 @@ pub fn records_of(bytes: &[u8], file_name: &str, names: &mut Interner) -> Vec<Fi
     {
         return recs;
     }
+    if let Some(recs) = metric_csv(bytes, file_name, names) {
+        return recs;
+    }
     lines(bytes, file_name, names)
+}
+
+/// A `timestamp,value` CSV (more columns may follow and are ignored). Timestamps are ISO 8601
+/// (`2014-02-14 14:30:00` is UTC) or epoch seconds or milliseconds. A row whose time cannot be
+/// read keeps its text, so the parser rejects and counts it.
+fn metric_csv(bytes: &[u8], file_name: &str, names: &mut Interner) -> Option<Vec<FileRecord>> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut rows = text.lines().enumerate();
+    let (_, header) = rows.next()?;
+    let mut cols = header
+        .trim()
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase());
+    if cols.next().as_deref() != Some("timestamp") || cols.next().as_deref() != Some("value") {
+        return None;
+    }
+    let stem = file_name
+        .rsplit_once('.')
+        .map_or(file_name, |(stem, _)| stem);
+    let group = names.get(&format!("{}{stem}", crate::parse::METRIC_PREFIX));
+    let stream = names.get(stem);
+    let mut out = Vec::new();
+    for (i, row) in rows {
+        if row.trim().is_empty() {
+            continue;
+        }
+        let mut fields = row.split(',');
+        let ts_text = fields.next().unwrap_or("").trim().trim_matches('"');
+        let value = fields.next().unwrap_or("").trim().trim_matches('"');
+        let ts = crate::timefmt::parse_iso(ts_text).or_else(|| {
+            let n: f64 = ts_text.parse().ok()?;
+            // Seconds until the year 5138; milliseconds after.
+            Some(if n < 1e11 {
+                (n * 1000.0) as i64
+            } else {
+                n as i64
+            })
+        });
+        let rec = match ts {
+            Some(ts) => file_record(i + 1, ts, &group, &stream, SafeText::new(value)),
+            None => file_record(i + 1, 0, &group, &stream, SafeText::new(row)),
+        };
+        out.push(rec);
+    }
+    Some(out)
 }
 
 /// A record whose event and arrival times are the same (files carry no delivery time).

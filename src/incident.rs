@@ -27,6 +27,8 @@ pub enum CauseKind {
     LambdaTimeoutCascade,
     DiskFilling,
     LeakedAccessKey,
+    /// A numeric series left its usual pattern.
+    MetricAnomaly,
     Unknown,
 }
 
@@ -37,6 +39,7 @@ impl CauseKind {
             CauseKind::LambdaTimeoutCascade => "Lambda timeout cascade",
             CauseKind::DiskFilling => "EC2 disk filling up",
             CauseKind::LeakedAccessKey => "Leaked access key",
+            CauseKind::MetricAnomaly => "Metric out of its pattern",
             CauseKind::Unknown => "Anomalous activity",
         }
     }
@@ -51,8 +54,20 @@ impl CauseKind {
             Signal::AccessDenied | Signal::NewRegion | Signal::S3Delete | Signal::S3Denied => {
                 CauseKind::LeakedAccessKey
             }
+            Signal::Metric => CauseKind::MetricAnomaly,
             _ => CauseKind::Unknown,
         }
+    }
+}
+
+/// A metric value as people write it: no trailing digits they cannot use.
+fn short_number(v: f64) -> String {
+    if v.abs() >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
     }
 }
 
@@ -106,7 +121,14 @@ pub struct Anomaly {
 impl Anomaly {
     /// "412 ssh auth failures in 5 min from 45.83.12.7 (expected 9)".
     pub fn explain(&self) -> String {
-        if self.signal.is_gauge() && self.window_min > 0 {
+        if self.signal == Signal::Metric {
+            format!(
+                "{} at {} (typically {}), outside its usual pattern",
+                self.entity,
+                short_number(self.observed),
+                short_number(self.expected)
+            )
+        } else if self.signal.is_gauge() && self.window_min > 0 {
             format!(
                 "{} rose to {:.0} on {} (from {:.0} within {} min)",
                 self.signal.name(),

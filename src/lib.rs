@@ -21,7 +21,7 @@
 //! | [`trail_history`] | CloudTrail as a source: trail log groups from DescribeTrails, LookupEvents polling and per-incident principal history (2 TPS, EventId de-duplication) |
 //! | [`live`] | CloudWatch Logs Live Tail (StartLiveTail): sessions of ten groups, reconnects, backfill of history, gaps and sampled intervals, billed minutes |
 //! | [`upload`] | writes events into CloudWatch Logs (`demo --to-cloudwatch`) |
-//! | [`files`] | reads exported logs: CloudWatch JSON lines, CloudTrail delivery files, subscription payloads, raw lines |
+//! | [`files`] | reads exported logs: CloudWatch JSON lines, CloudTrail delivery files, subscription payloads, metric CSV (`timestamp,value`), raw lines |
 //! | [`sim`] | the demo's simulated AWS account: real-format EC2, Lambda, S3, VPC and CloudTrail lines, injected incidents, distractors, ground truth |
 //! | [`parse`] | message → format, level, entity and typed fields: one module per format (syslog with sshd/sudo, Lambda, S3 access, VPC flow v2 and custom, CloudTrail, JSON, text) |
 //! | [`template`] | streaming template miner (Drain family) |

@@ -29,6 +29,8 @@ pub enum Signal {
     S3Requests,
     ApiCalls,
     LambdaInvocations,
+    /// A numeric series (a metric source); scored by the series detector.
+    Metric,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,7 @@ impl Signal {
             Signal::S3Requests => "S3 requests",
             Signal::ApiCalls => "API calls",
             Signal::LambdaInvocations => "Lambda invocations",
+            Signal::Metric => "metric value",
         }
     }
 
@@ -150,6 +153,13 @@ impl Extractor {
         };
         let entity = p.entity.as_deref().unwrap_or(&rec.stream);
         match &p.fields {
+            Fields::Metric { value } => {
+                let series = rec
+                    .group
+                    .strip_prefix(crate::parse::METRIC_PREFIX)
+                    .unwrap_or(&rec.group);
+                push(Signal::Metric, series, vec![], *value)
+            }
             Fields::Ssh {
                 outcome:
                     SshOutcome::Failed

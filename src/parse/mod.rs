@@ -32,10 +32,12 @@ pub enum Format {
     CloudTrail,
     Json,
     Text,
+    /// A numeric series sample (`metric:` sources, from `timestamp,value` CSV files).
+    Metric,
 }
 
 impl Format {
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 8] = [
         Format::Syslog,
         Format::Lambda,
         Format::S3Access,
@@ -43,6 +45,7 @@ impl Format {
         Format::CloudTrail,
         Format::Json,
         Format::Text,
+        Format::Metric,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Format {
             Format::CloudTrail => "cloudtrail",
             Format::Json => "json",
             Format::Text => "text",
+            Format::Metric => "metric",
         }
     }
 
@@ -114,6 +118,10 @@ pub struct TrailEvent {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fields {
+    /// One sample of a numeric series.
+    Metric {
+        value: f64,
+    },
     Ssh {
         outcome: SshOutcome,
         user: Option<String>,
@@ -282,10 +290,14 @@ impl Parser {
             Format::Syslog => syslog::parse(text, &rec.stream, &mut self.sshd).map(Some),
             Format::Json => json::parse(text).map(Some),
             Format::Text => Ok(Some(text::parse(text))),
+            Format::Metric => parse_metric(text).map(Some),
         }
     }
 
     fn detect(&self, group: &str, text: &str) -> Format {
+        if group.starts_with(METRIC_PREFIX) {
+            return Format::Metric;
+        }
         if group.starts_with("/aws/lambda/") || self.lambda_sources.contains(group) {
             return Format::Lambda;
         }
@@ -315,6 +327,27 @@ impl Parser {
         }
         Format::Text
     }
+}
+
+/// Sources whose records are numeric samples, one value per record.
+pub const METRIC_PREFIX: &str = "metric:";
+
+/// A metric sample: the record's text is its value.
+fn parse_metric(text: &str) -> Result<Parsed, ParseError> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| ParseError::field(Format::Metric, "value is not a number"))?;
+    if !value.is_finite() {
+        return Err(ParseError::field(Format::Metric, "value is not finite"));
+    }
+    Ok(Parsed {
+        format: Format::Metric,
+        level: Level::Info,
+        entity: None,
+        fields: Fields::Metric { value },
+        body_start: text.len(),
+    })
 }
 
 /// The function name of a `/aws/lambda/<name>` group, or the group itself.
