@@ -51,9 +51,11 @@ impl CauseKind {
                 CauseKind::LambdaTimeoutCascade
             }
             Signal::DiskUsedPct | Signal::DiskError => CauseKind::DiskFilling,
-            Signal::AccessDenied | Signal::NewRegion | Signal::S3Delete | Signal::S3Denied => {
-                CauseKind::LeakedAccessKey
-            }
+            Signal::AccessDenied
+            | Signal::NewRegion
+            | Signal::S3Delete
+            | Signal::S3Denied
+            | Signal::UnusualApiCall => CauseKind::LeakedAccessKey,
             Signal::Metric => CauseKind::MetricAnomaly,
             _ => CauseKind::Unknown,
         }

@@ -154,6 +154,15 @@ pub struct Scorer {
     global_ua: HashMap<String, u64>,
 }
 
+impl std::fmt::Debug for Scorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scorer")
+            .field("events", &self.events)
+            .field("principals", &self.principals.len())
+            .finish()
+    }
+}
+
 impl Default for Scorer {
     fn default() -> Self {
         Self::new()

@@ -31,6 +31,9 @@ pub enum Signal {
     LambdaInvocations,
     /// A numeric series (a metric source); scored by the series detector.
     Metric,
+    /// CloudTrail calls the event scorer finds unusual for their principal (new API, service,
+    /// region, source IP, client, request shape).
+    UnusualApiCall,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +61,7 @@ impl Signal {
             Signal::ApiCalls => "API calls",
             Signal::LambdaInvocations => "Lambda invocations",
             Signal::Metric => "metric value",
+            Signal::UnusualApiCall => "unusual API calls",
         }
     }
 
@@ -99,7 +103,14 @@ pub struct Extractor {
     trail_events: u64,
     /// Endpoints each function's errors named lately, and the minute they last did.
     failing_endpoints: HashMap<String, (Vec<String>, i64)>,
+    /// How unusual each CloudTrail call is for its principal.
+    trail_scorer: crate::trail::Scorer,
 }
+
+/// A CloudTrail call scoring this high on the event scorer counts as unusual. One unusual call is
+/// routine (a new tool, a first deploy); a burst of them from one principal is what the count
+/// detector then judges.
+const UNUSUAL_CALL_SCORE: f64 = 0.7;
 
 /// Minutes an endpoint named in a function's errors still explains its timeouts.
 const ENDPOINT_MEMORY_MIN: i64 = 10;
@@ -285,6 +296,12 @@ impl Extractor {
                     && ev.region != self.home
                     && known.is_some_and(|k| !k.contains(&ev.region))
                     && self.trail_events > REGION_WARMUP_EVENTS;
+                let unusual = serde_json::from_str::<serde_json::Value>(rec.text.as_str())
+                    .map(|v| self.trail_scorer.score(&v))
+                    .unwrap_or(0.0);
+                if unusual >= UNUSUAL_CALL_SCORE {
+                    push(Signal::UnusualApiCall, &principal, links.clone(), 1.0);
+                }
                 if new_region {
                     push(Signal::NewRegion, &principal, links.clone(), 1.0);
                 } else if let Some(k) = self.regions_by_principal.get_mut(principal.as_str())
@@ -306,6 +323,65 @@ impl Extractor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn trail_record(minute: i64, name: &str, source: &str) -> Record {
+        let ts = 1_700_000_000_000 + minute * 60_000;
+        let text = serde_json::json!({
+            "eventVersion": "1.08",
+            "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/ci",
+                             "accessKeyId": "AKIAEXAMPLEEXAMPLE01"},
+            "eventTime": crate::timefmt::iso(ts),
+            "eventSource": source, "eventName": name, "awsRegion": "us-east-1",
+            "sourceIPAddress": "198.51.100.4", "userAgent": "aws-cli/2.15.0",
+            "eventID": format!("{minute}-{name}"), "eventType": "AwsApiCall",
+            "requestParameters": null
+        })
+        .to_string();
+        Record {
+            arrival_ms: ts,
+            ts_ms: ts,
+            group: "cloudtrail".into(),
+            stream: "-".into(),
+            text: crate::safe_text::SafeText::new(&text),
+        }
+    }
+
+    #[test]
+    fn calls_new_to_a_principal_are_unusual_and_routine_ones_are_not() {
+        let mut parser = crate::parse::Parser::new();
+        let mut x = Extractor::new();
+        let mut unusual = |x: &mut Extractor, rec: Record| {
+            let p = parser.parse(&rec).unwrap().unwrap();
+            let mut out = Vec::new();
+            x.observe(&rec, &p, &mut out);
+            out.iter().any(|o| o.signal == Signal::UnusualApiCall)
+        };
+        // A week of the same two calls, twice an hour.
+        let mut routine_flagged = 0;
+        for m in (0..7 * 1440).step_by(30) {
+            routine_flagged += usize::from(unusual(
+                &mut x,
+                trail_record(m, "DescribeInstances", "ec2.amazonaws.com"),
+            ));
+            routine_flagged += usize::from(unusual(
+                &mut x,
+                trail_record(m, "GetObject", "s3.amazonaws.com"),
+            ));
+        }
+        assert!(
+            routine_flagged <= 2,
+            "only the first sightings: {routine_flagged}"
+        );
+        let late = 7 * 1440 + 5;
+        assert!(!unusual(
+            &mut x,
+            trail_record(late, "DescribeInstances", "ec2.amazonaws.com")
+        ));
+        assert!(unusual(
+            &mut x,
+            trail_record(late, "CreateAccessKey", "iam.amazonaws.com")
+        ));
+    }
 
     #[test]
     fn endpoints_are_found_in_error_text() {
