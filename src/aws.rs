@@ -27,6 +27,19 @@ pub async fn load(opts: &AwsOptions) -> SdkConfig {
     loader.load().await
 }
 
+/// An SDK error as one line: the service's code and message when it sent them, otherwise the
+/// cause chain (transport and credential failures carry their cause there), made safe to show.
+pub fn error_text<E>(e: &E) -> String
+where
+    E: aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let detail = match e.message() {
+        Some(m) => format!("{}: {m}", e.code().unwrap_or("error")),
+        None => format!("{}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e)),
+    };
+    crate::safe_text::SafeText::new(&detail).into_string()
+}
+
 /// One line an operator can act on, from an SDK error's text: what to do first (a status line
 /// may cut the end), then the error itself.
 pub fn advice(error: &str, opts: &AwsOptions) -> String {

@@ -124,7 +124,7 @@ impl Seen {
     }
 }
 
-fn set_counter(counters: &Counters, group: &str, f: impl FnOnce(&mut GroupCounters)) {
+pub(crate) fn set_counter(counters: &Counters, group: &str, f: impl FnOnce(&mut GroupCounters)) {
     if let Ok(mut map) = counters.lock() {
         let c = map
             .entry(group.to_string())
@@ -162,13 +162,7 @@ impl Feed {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let code = e.code().unwrap_or("error").to_string();
-        let detail = match e.message() {
-            Some(m) => format!("{code}: {m}"),
-            // Transport and credential failures carry their cause in the source chain.
-            None => format!("{}", aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e)),
-        };
-        let msg = SafeText::new(&detail).into_string();
+        let msg = crate::aws::error_text(e);
         tracing::warn!(%group, "{call} failed: {msg}");
         // The console keeps what it has and says what to do; a full channel skips the notice.
         let _ = self.tx.try_send(SourceMsg::Notice(format!(

@@ -16,7 +16,6 @@ use crate::safe_text::SafeText;
 use crate::source::SourceMsg;
 use crate::tail::{Counters, GroupCounters, RateLimiter, Seen};
 use aws_sdk_cloudtrail::Client;
-use aws_sdk_cloudtrail::error::ProvideErrorMetadata;
 use aws_sdk_cloudtrail::primitives::DateTime;
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use std::sync::Arc;
@@ -196,14 +195,7 @@ impl History {
     }
 
     fn count(&self, f: impl FnOnce(&mut GroupCounters)) {
-        if let Ok(mut map) = self.counters.lock() {
-            f(map
-                .entry(GROUP.to_string())
-                .or_insert_with(|| GroupCounters {
-                    group: GROUP.to_string(),
-                    ..GroupCounters::default()
-                }));
-        }
+        crate::tail::set_counter(&self.counters, GROUP, f);
     }
 
     /// Reads one range (per principal, or everything) and delivers what is new. `Ok((false, _))`
@@ -248,13 +240,7 @@ impl History {
                 let page = match resp {
                     Ok(p) => p,
                     Err(e) => {
-                        let detail = match e.message() {
-                            Some(m) => format!("{}: {m}", e.code().unwrap_or("error")),
-                            None => {
-                                format!("{}", aws_sdk_cloudtrail::error::DisplayErrorContext(&e))
-                            }
-                        };
-                        let msg = SafeText::new(&detail).into_string();
+                        let msg = crate::aws::error_text(&e);
                         tracing::warn!("LookupEvents failed: {msg}");
                         let _ = self.tx.try_send(SourceMsg::Notice(format!(
                             "CloudTrail history: {}",

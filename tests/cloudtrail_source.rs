@@ -2,6 +2,8 @@
 //! LookupEvents (which moto does not emulate fully) so the reader's paging, limits and
 //! de-duplication run as they would against AWS.
 
+mod common;
+
 use aws_sdk_cloudtrail::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_types::body::SdkBody;
 use serde_json::{Value, json};
@@ -42,17 +44,7 @@ struct Calls {
 fn client(calls: Arc<Mutex<Calls>>) -> aws_sdk_cloudtrail::Client {
     let now_s = stormwatch::ui::now_ms() as f64 / 1000.0;
     let http = aws_smithy_http_client::test_util::infallible_client_fn(move |req| {
-        let target = req
-            .headers()
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let body: Value = req
-            .body()
-            .bytes()
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or(Value::Null);
+        let (target, body) = common::aws_json_request(&req);
         let doc = if target.ends_with("DescribeTrails") {
             json!({"trailList": [
                 {"Name": "org", "CloudWatchLogsLogGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:aws-cloudtrail-logs-org:*"},

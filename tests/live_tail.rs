@@ -2,6 +2,8 @@
 //! frames built here and FilterLogEvents with JSON pages, so the same consumer code that runs
 //! against AWS is exercised end to end (deserialisation included). moto has no Live Tail.
 
+mod common;
+
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::body::SdkBody;
@@ -89,17 +91,7 @@ fn streaming_exception() -> Vec<u8> {
 }
 
 fn answer(svc: &Mutex<Service>, req: http::Request<SdkBody>) -> http::Response<SdkBody> {
-    let target = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let body: Value = req
-        .body()
-        .bytes()
-        .and_then(|b| serde_json::from_slice(b).ok())
-        .unwrap_or(Value::Null);
+    let (target, body) = common::aws_json_request(&req);
     let mut svc = svc.lock().unwrap();
     if target.ends_with("StartLiveTail") {
         let i = svc.starts;

@@ -312,35 +312,40 @@ fn every_event_put_into_moto_is_tailed_exactly_once() {
     );
 }
 
-#[test]
-fn without_credentials_the_error_says_what_to_run() {
-    let dir = tempfile::tempdir().unwrap();
+/// Runs `tail` with no AWS environment at all (HOME is `dir`, nothing listens at the endpoint):
+/// whether it succeeded, and its stderr.
+fn tail_offline(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(common::bin())
+        .arg("tail")
+        .args(args)
         .args([
-            "tail",
             "--group",
             "/demo/none",
             "--endpoint-url",
             "http://127.0.0.1:9",
-            "--region",
-            "us-east-1",
             "--headless",
             "--exit-when-idle",
             "3s",
         ])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .env("STORMWATCH_DATA_DIR", dir.path())
-        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("HOME", dir)
+        .env("STORMWATCH_DATA_DIR", dir)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "nothing to show must be an error: {err}"
-    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn without_credentials_the_error_says_what_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, err) = tail_offline(dir.path(), &["--region", "us-east-1"]);
+    assert!(!ok, "nothing to show must be an error: {err}");
     assert!(
         err.contains("aws configure") || err.contains("aws sso login"),
         "{err}"
@@ -431,31 +436,7 @@ fn an_expired_sso_session_says_to_log_in_again() {
         token,
     )
     .unwrap();
-    let out = Command::new(common::bin())
-        .args([
-            "tail",
-            "--profile",
-            "oncall",
-            "--group",
-            "/demo/none",
-            "--endpoint-url",
-            "http://127.0.0.1:9",
-            "--headless",
-            "--exit-when-idle",
-            "3s",
-        ])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .env("STORMWATCH_DATA_DIR", dir.path())
-        .env("XDG_CONFIG_HOME", dir.path().join("config"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "nothing to show must be an error: {err}"
-    );
+    let (ok, err) = tail_offline(dir.path(), &["--profile", "oncall"]);
+    assert!(!ok, "nothing to show must be an error: {err}");
     assert!(err.contains("aws sso login --profile oncall"), "{err}");
 }

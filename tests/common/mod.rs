@@ -20,6 +20,25 @@ pub fn run(data_dir: &Path, args: &[&str]) -> Output {
         .expect("run stormwatch")
 }
 
+/// The operation (`X-Amz-Target`) and JSON body of a request an AWS JSON-protocol client sent to
+/// a test HTTP client.
+pub fn aws_json_request(
+    req: &http::Request<aws_smithy_types::body::SdkBody>,
+) -> (String, serde_json::Value) {
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = req
+        .body()
+        .bytes()
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (target, body)
+}
+
 /// stdout must be exactly one JSON document.
 pub fn json(out: &Output) -> serde_json::Value {
     assert!(
