@@ -8,6 +8,7 @@
 
 use crate::detect::Detector;
 use crate::incident::{Crossing, Hit, Incident, Tracker};
+use crate::novelty::{Novel, SourceNovelty};
 use crate::parse::{Level, Parser};
 use crate::record::Record;
 use crate::safe_text::SafeText;
@@ -73,6 +74,8 @@ pub struct SourceStats {
     /// Highest score per engine-time minute, newest last.
     #[serde(skip)]
     pub scores: VecDeque<(i64, f64)>,
+    #[serde(skip)]
+    novelty: SourceNovelty,
 }
 
 impl SourceStats {
@@ -246,6 +249,28 @@ impl Engine {
         let mut obs = std::mem::take(&mut self.scratch);
         obs.clear();
         self.extractor.observe(&rec, &parsed, &mut obs);
+        let first_of_template = self.miner.count(template) == 1;
+        let miner = &self.miner;
+        let novel = self.sources.get_mut(&rec.group).and_then(|src| {
+            src.novelty.observe(
+                miner.canonical(template),
+                first_of_template,
+                parsed.level,
+                || miner.parameters(template, body),
+            )
+        });
+        if let Some(kind) = novel {
+            obs.push(Observation {
+                signal: match kind {
+                    Novel::Template => Signal::NewTemplate,
+                    Novel::Value => Signal::NewValue,
+                },
+                entity: rec.group.to_string(),
+                links: Vec::new(),
+                value: 1.0,
+                minute: rec.ts_ms.div_euclid(60_000),
+            });
+        }
         let mut line_score: f64 = 0.0;
         for o in &obs {
             let s = if o.signal == Signal::Metric {
@@ -393,5 +418,54 @@ impl Engine {
 
     pub fn series_count(&self) -> usize {
         self.detector.series_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(i: i64, text: &str) -> Record {
+        let t = 1_700_000_000_000 + i * 1000;
+        Record {
+            arrival_ms: t,
+            ts_ms: t,
+            group: "app".into(),
+            stream: "i-1".into(),
+            text: SafeText::new(text),
+        }
+    }
+
+    #[test]
+    fn a_flood_of_new_kinds_of_line_scores_but_does_not_page_alone() {
+        let mut e = Engine::new(EngineOptions::default());
+        // Two hours of one routine line.
+        for i in 0..7200 {
+            e.ingest(line(i, &format!("GET /health 200 in {} ms", i % 7)));
+        }
+        assert!(e.tail().iter().all(|l| l.score < 0.1));
+        // Then, within a minute, forty shapes the source never showed.
+        let words = [
+            "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
+        ];
+        for k in 0..40usize {
+            let text = format!(
+                "{} {} {} failed over to replica",
+                words[k % 8],
+                words[(k / 8) % 8],
+                ["shard", "zone", "pool", "queue", "cache"][k % 5]
+            );
+            e.ingest(line(7200 + k as i64, &text));
+        }
+        let peak = e
+            .tail()
+            .iter()
+            .rev()
+            .take(40)
+            .map(|l| l.score)
+            .fold(0.0, f64::max);
+        assert!(peak > 0.2, "the burst of new shapes is visible: {peak}");
+        assert!(peak <= crate::detect::VOLUME_CAP);
+        assert!(e.incidents().is_empty(), "novelty alone opens no incident");
     }
 }

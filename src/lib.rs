@@ -26,6 +26,7 @@
 //! | [`parse`] | message → format, level, entity and typed fields: one module per format (syslog with sshd/sudo, Lambda, S3 access, VPC flow v2 and custom, CloudTrail, JSON, text) |
 //! | [`template`] | streaming template miner (Drain family) |
 //! | [`window`] | parsed events → per-entity signal observations by event-time minute, failure vs volume signals |
+//! | [`novelty`] | lines unlike what their source showed before: new templates, new values at categorical positions of errors |
 //! | [`detect`] | scores each observation 0..1 against the series' own or its population's baseline, with an explanation |
 //! | [`series`] | online detector for one numeric series (metrics, CSV `timestamp,value`): multi-scale robust deviations judged against the series' own extremes |
 //! | [`trail`] | unsupervised per-event CloudTrail scorer: novelty per principal, denied-call bursts, sensitive and log-tampering calls, user-agent novelty; explained |
@@ -58,6 +59,7 @@ pub mod files;
 pub mod incident;
 pub mod live;
 pub mod logging;
+pub mod novelty;
 pub mod owner_only;
 pub mod parse;
 pub mod record;

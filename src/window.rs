@@ -34,6 +34,10 @@ pub enum Signal {
     /// CloudTrail calls the event scorer finds unusual for their principal (new API, service,
     /// region, source IP, client, request shape).
     UnusualApiCall,
+    /// Lines of a shape the source never showed before.
+    NewTemplate,
+    /// Errors and warnings carrying a value never seen at a position that holds few values.
+    NewValue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,14 +66,19 @@ impl Signal {
             Signal::LambdaInvocations => "Lambda invocations",
             Signal::Metric => "metric value",
             Signal::UnusualApiCall => "unusual API calls",
+            Signal::NewTemplate => "new kinds of line",
+            Signal::NewValue => "new values in errors",
         }
     }
 
     pub fn class(self) -> SignalClass {
         match self {
-            Signal::CpuUtil | Signal::S3Requests | Signal::ApiCalls | Signal::LambdaInvocations => {
-                SignalClass::Volume
-            }
+            Signal::CpuUtil
+            | Signal::S3Requests
+            | Signal::ApiCalls
+            | Signal::LambdaInvocations
+            | Signal::NewTemplate
+            | Signal::NewValue => SignalClass::Volume,
             _ => SignalClass::Failure,
         }
     }
@@ -296,9 +305,13 @@ impl Extractor {
                     && ev.region != self.home
                     && known.is_some_and(|k| !k.contains(&ev.region))
                     && self.trail_events > REGION_WARMUP_EVENTS;
-                let unusual = serde_json::from_str::<serde_json::Value>(rec.text.as_str())
-                    .map(|v| self.trail_scorer.score(&v))
-                    .unwrap_or(0.0);
+                let unusual = if ev.raw.is_null() {
+                    serde_json::from_str::<serde_json::Value>(rec.text.as_str())
+                        .map(|v| self.trail_scorer.score(&v))
+                        .unwrap_or(0.0)
+                } else {
+                    self.trail_scorer.score(&ev.raw)
+                };
                 if unusual >= UNUSUAL_CALL_SCORE {
                     push(Signal::UnusualApiCall, &principal, links.clone(), 1.0);
                 }

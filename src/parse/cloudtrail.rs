@@ -7,7 +7,11 @@ use serde_json::Value;
 
 pub fn parse(text: &str) -> Result<Parsed, ParseError> {
     let v: Value = serde_json::from_str(text).map_err(|e| ParseError::Json(e.to_string()))?;
-    event(&v)
+    let mut parsed = event(&v)?;
+    if let Fields::Trail(t) = &mut parsed.fields {
+        t.raw = v;
+    }
+    Ok(parsed)
 }
 
 pub fn event(v: &Value) -> Result<Parsed, ParseError> {
@@ -53,6 +57,7 @@ pub fn event(v: &Value) -> Result<Parsed, ParseError> {
         user_agent: s(v, "userAgent").unwrap_or_default(),
         error_code: error_code.clone(),
         mfa,
+        raw: Value::Null,
     };
     let entity = access_key.or_else(|| Some(ev.principal_arn.clone()));
     Ok(Parsed {

@@ -113,6 +113,9 @@ pub struct TrailEvent {
     pub user_agent: String,
     pub error_code: Option<String>,
     pub mfa: Option<bool>,
+    /// The whole event as parsed, for scorers that read more of it (kept so it is parsed once).
+    #[serde(skip)]
+    pub raw: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
