@@ -313,9 +313,11 @@ pub async fn live_session(
             let _ = feed
                 .tx
                 .try_send(SourceMsg::Notice(format!("{label}: {msg}; reconnecting")));
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+        // Every session is billed at least a minute: a stream that keeps ending at once is
+        // retried more and more slowly (an update resets the pause).
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
