@@ -11,8 +11,8 @@
 //! - the intervals Live Tail sampled, unless `--no-backfill` (then the console says events were
 //!   sampled away).
 //!
-//! When Live Tail is refused (no permission, not offered by the endpoint) the caller falls back to
-//! polling. Live Tail is billed per session-minute, so the minutes used are counted and shown.
+//! When Live Tail is refused before any session worked (no permission, not offered by the
+//! endpoint) the caller falls back to polling; once a session has worked, Live Tail is retried. Live Tail is billed per session-minute, so the minutes used are counted and shown.
 
 use crate::record::{Interner, Record};
 use crate::safe_text::SafeText;
@@ -224,7 +224,10 @@ pub async fn live_session(
                         | "InvalidParameterException"
                         | "ResourceNotFoundException"
                 );
-                if refused || start_failures >= START_ATTEMPTS {
+                // Polling takes over only before any session worked: afterwards the events already
+                // delivered are known only to this session's de-duplication, so handing over would
+                // repeat them. A Live Tail that worked once is retried until it works again.
+                if first && (refused || start_failures >= START_ATTEMPTS) {
                     return LiveEnd::Unavailable(msg);
                 }
                 tokio::time::sleep(backoff).await;
