@@ -37,7 +37,7 @@ pub struct Cli {
 pub enum Command {
     /// The simulated account: EC2, Lambda, S3, VPC and CloudTrail logs with injected incidents
     Demo(DemoArgs),
-    /// Tail CloudWatch Logs groups live (polling FilterLogEvents) into the console or --headless
+    /// Tail CloudWatch Logs groups live (Live Tail, or polling) and CloudTrail into the console or --headless
     Tail(TailArgs),
     /// Console (or --headless) over files written by `demo --write` or exported CloudWatch events
     Replay(ReplayArgs),
@@ -177,12 +177,8 @@ async fn resolve_groups(
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                format!(
-                    "DescribeLogGroups: {}",
-                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-                )
-            })?;
+            let page =
+                page.map_err(|e| format!("DescribeLogGroups: {}", crate::aws::error_text(&e)))?;
             for g in page.log_groups() {
                 let Some(name) = g.log_group_name() else {
                     continue;
@@ -1129,11 +1125,7 @@ async fn serve_commands(
                         names: Vec::new(),
                         truncated: false,
                         error: Some(crate::aws::advice(
-                            &SafeText::new(&format!(
-                                "DescribeLogGroups: {}",
-                                aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-                            ))
-                            .into_string(),
+                            &format!("DescribeLogGroups: {}", crate::aws::error_text(&e)),
                             &feed.opts,
                         )),
                     },

@@ -294,11 +294,7 @@ pub async fn live_session(
                     );
                     // The 3-hour limit is routine; anything else is shown.
                     break (!timeout).then(|| {
-                        let msg = SafeText::new(&format!(
-                            "Live Tail stream: {}",
-                            aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
-                        ))
-                        .into_string();
+                        let msg = format!("Live Tail stream: {}", crate::aws::error_text(&e));
                         tracing::warn!(group = %label, "{msg}");
                         msg
                     });

@@ -38,12 +38,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// The CloudWatch Logs groups that trails deliver to, by name.
 pub async fn trail_log_groups(client: &Client) -> Result<Vec<String>, String> {
-    let out = client.describe_trails().send().await.map_err(|e| {
-        format!(
-            "DescribeTrails: {}",
-            aws_sdk_cloudtrail::error::DisplayErrorContext(&e)
-        )
-    })?;
+    let out = client
+        .describe_trails()
+        .send()
+        .await
+        .map_err(|e| format!("DescribeTrails: {}", crate::aws::error_text(&e)))?;
     let mut groups: Vec<String> = out
         .trail_list()
         .iter()

@@ -305,13 +305,7 @@ impl Extractor {
                     && ev.region != self.home
                     && known.is_some_and(|k| !k.contains(&ev.region))
                     && self.trail_events > REGION_WARMUP_EVENTS;
-                let unusual = if ev.raw.is_null() {
-                    serde_json::from_str::<serde_json::Value>(rec.text.as_str())
-                        .map(|v| self.trail_scorer.score(&v))
-                        .unwrap_or(0.0)
-                } else {
-                    self.trail_scorer.score(&ev.raw)
-                };
+                let unusual = self.trail_scorer.score(&ev.raw);
                 if unusual >= UNUSUAL_CALL_SCORE {
                     push(Signal::UnusualApiCall, &principal, links.clone(), 1.0);
                 }
