@@ -1,7 +1,7 @@
 //! Command line: parses arguments and runs one mode. The binary's `main` is only this.
 
 use crate::config::{self, Config};
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::Engine;
 use crate::eval;
 use crate::incident::Incident;
 use crate::record::{Interner, Record};
@@ -779,11 +779,7 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
         return console_with(cfg, title, None, spawn_readers);
     }
     let _log = init_log(cfg)?;
-    let mut engine = Engine::new(EngineOptions {
-        threshold: cfg.engine.threshold,
-        tail_lines: 0,
-        flow_formats: cfg.parse.flow_formats()?,
-    });
+    let mut engine = Engine::new(cfg.engine_options(0)?);
     let idle = args
         .exit_when_idle
         .unwrap_or(std::time::Duration::from_secs(5));
@@ -906,11 +902,7 @@ fn write_demo(cfg: &Config, args: &DemoArgs, dir: &std::path::Path) -> anyhow::R
 /// Runs the engine over every record and prints the incidents; touches no store.
 fn headless(cfg: &Config, records: Vec<Record>, title: &str, json: bool) -> anyhow::Result<()> {
     let _log = init_log(cfg)?;
-    let mut engine = Engine::new(EngineOptions {
-        threshold: cfg.engine.threshold,
-        tail_lines: 0,
-        flow_formats: cfg.parse.flow_formats()?,
-    });
+    let mut engine = Engine::new(cfg.engine_options(0)?);
     let end = records.last().map(|r| r.arrival_ms);
     for r in records {
         engine.ingest(r);
@@ -1181,11 +1173,7 @@ fn console_with(
     let session = format!("{started:x}-{}", std::process::id());
     store.start_session(&session, started, "console", &title);
     tracing::info!(%session, %title, store = %store.path().display(), "console starting");
-    let opts = EngineOptions {
-        threshold: cfg.engine.threshold,
-        tail_lines: cfg.ui.tail_lines.max(100),
-        flow_formats: cfg.parse.flow_formats()?,
-    };
+    let opts = cfg.engine_options(cfg.ui.tail_lines.max(100))?;
     // Templates mined in earlier runs keep their ids; a state this build cannot read starts over.
     let engine = match store::load_miner(&data_dir) {
         Ok(Some(state)) => match crate::template::Miner::from_json(&state) {

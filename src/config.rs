@@ -49,6 +49,22 @@ pub struct ParseConfig {
     pub flow_formats: std::collections::BTreeMap<String, String>,
 }
 
+impl Config {
+    /// The engine's options as configured; `tail_lines` is how many lines the caller shows.
+    pub fn engine_options(
+        &self,
+        tail_lines: usize,
+    ) -> Result<crate::engine::EngineOptions, ConfigError> {
+        Ok(crate::engine::EngineOptions {
+            threshold: self.engine.threshold,
+            tail_lines,
+            flow_formats: self.parse.flow_formats()?,
+            forest: self.engine.forest,
+            alarms_per_hour: self.engine.alarms_per_hour,
+        })
+    }
+}
+
 impl ParseConfig {
     /// The configured flow formats, each checked; a bad one is an error that names it.
     pub fn flow_formats(&self) -> Result<Vec<(String, crate::parse::FlowFormat)>, ConfigError> {
@@ -70,6 +86,10 @@ impl ParseConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     pub threshold: f64,
+    /// Score each source's minutes with the isolation forest as well.
+    pub forest: bool,
+    /// Incidents one source may open in an hour before its threshold rises.
+    pub alarms_per_hour: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -89,7 +109,11 @@ pub struct UiConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { threshold: 0.7 }
+        EngineConfig {
+            threshold: 0.7,
+            forest: true,
+            alarms_per_hour: 4,
+        }
     }
 }
 

@@ -268,7 +268,7 @@ pub fn to_score(s: f64) -> f64 {
 /// Quasi-Poisson surprise: counts and expectation shrink by the variance inflation
 /// `1 + φ²λ`, so a variance of `λ + (φλ)²` is treated like a Poisson one. Quiet series are
 /// judged as Poisson; busy ones allow their natural swings.
-fn count_surprise(k: f64, lambda: f64) -> f64 {
+pub(crate) fn count_surprise(k: f64, lambda: f64) -> f64 {
     let inflation = 1.0 + OVERDISPERSION * OVERDISPERSION * lambda;
     poisson_surprise(k / inflation, lambda / inflation)
 }

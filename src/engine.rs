@@ -7,11 +7,13 @@
 //! counters, a bounded tail and a per-source score history.
 
 use crate::detect::Detector;
+use crate::ensemble::{Evidence, SourceThreshold, blend};
 use crate::incident::{Crossing, Hit, Incident, Tracker};
 use crate::novelty::{Novel, SourceNovelty};
 use crate::parse::{Level, Parser};
 use crate::record::Record;
 use crate::safe_text::SafeText;
+use crate::source_window::SourceWindow;
 use crate::template::{Miner, TemplateId};
 use crate::window::{Extractor, Observation, Signal, SignalClass};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -32,6 +34,9 @@ struct MetricSeries {
     samples: usize,
 }
 
+/// Weight of each event in a source's typical delivery delay.
+const LAG_ALPHA: f64 = 0.01;
+
 /// Minutes of score history kept per source for the chart.
 pub const CHART_MINUTES: usize = 120;
 
@@ -42,6 +47,11 @@ pub struct EngineOptions {
     pub tail_lines: usize,
     /// VPC Flow Logs custom formats by log group.
     pub flow_formats: Vec<(String, crate::parse::FlowFormat)>,
+    /// Score each source's minutes with the isolation forest too (its crate cannot be seeded, so
+    /// runs that must repeat exactly turn it off).
+    pub forest: bool,
+    /// Incidents a source may open in an hour before its threshold rises.
+    pub alarms_per_hour: u32,
 }
 
 impl Default for EngineOptions {
@@ -50,12 +60,14 @@ impl Default for EngineOptions {
             threshold: 0.7,
             tail_lines: 5000,
             flow_formats: Vec::new(),
+            forest: true,
+            alarms_per_hour: 4,
         }
     }
 }
 
 /// Counters for one source (log group or file).
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct SourceStats {
     pub name: String,
     pub events: u64,
@@ -76,9 +88,46 @@ pub struct SourceStats {
     pub scores: VecDeque<(i64, f64)>,
     #[serde(skip)]
     novelty: SourceNovelty,
+    /// Per-template windows and the context scorers.
+    #[serde(skip)]
+    window: SourceWindow,
+    #[serde(skip)]
+    threshold: SourceThreshold,
+    /// Typical delivery delay, so the source's minutes are scored once they are complete.
+    #[serde(skip)]
+    typical_lag_ms: f64,
 }
 
 impl SourceStats {
+    fn new(name: &str, forest: bool) -> Self {
+        SourceStats {
+            name: name.to_string(),
+            window: SourceWindow::new(forest),
+            ..SourceStats::default()
+        }
+    }
+
+    /// The score a new incident from this source needs now (the configured threshold, raised
+    /// while the source pages too often or was labelled wrong).
+    pub fn alarm_threshold(&self, base: f64, now_ms: i64) -> f64 {
+        self.threshold.current(base, now_ms)
+    }
+
+    /// Incidents this source opened over its hourly budget.
+    pub fn over_budget(&self) -> u64 {
+        self.threshold.over_budget
+    }
+
+    /// Lines that arrived after their minute's windows were scored.
+    pub fn late_lines(&self) -> u64 {
+        self.window.late_lines
+    }
+
+    /// Source-wide evidence between two event-time minutes, strongest first.
+    pub fn evidence_between(&self, from: i64, to: i64) -> Vec<Evidence> {
+        self.window.evidence_between(from, to)
+    }
+
     fn count(&mut self, now_ms: i64) {
         let sec = now_ms.div_euclid(1000);
         match self.per_second.back_mut() {
@@ -206,6 +255,11 @@ impl Engine {
                 for s in self.sources.values_mut() {
                     s.expire(now_ms);
                     s.score(now_ms, 0.0);
+                    let lag_min = ((s.typical_lag_ms / 60_000.0).ceil() as i64)
+                        .clamp(0, crate::detect::LATENESS_MIN);
+                    for e in s.window.close(minute - lag_min) {
+                        s.score(now_ms, e.score);
+                    }
                 }
             }
         }
@@ -219,13 +273,11 @@ impl Engine {
         let src = self
             .sources
             .entry(rec.group.clone())
-            .or_insert_with(|| SourceStats {
-                name: rec.group.to_string(),
-                ..SourceStats::default()
-            });
+            .or_insert_with(|| SourceStats::new(&rec.group, self.opts.forest));
         src.events += 1;
         src.newest_event_ms = src.newest_event_ms.max(rec.ts_ms);
         src.lag_ms = (rec.arrival_ms - rec.ts_ms).max(0);
+        src.typical_lag_ms += LAG_ALPHA * (src.lag_ms as f64 - src.typical_lag_ms);
         src.count(now);
         let parsed = match self.parser.parse(&rec) {
             Ok(Some(p)) => p,
@@ -251,7 +303,10 @@ impl Engine {
         self.extractor.observe(&rec, &parsed, &mut obs);
         let first_of_template = self.miner.count(template) == 1;
         let miner = &self.miner;
+        let minute = rec.ts_ms.div_euclid(60_000);
         let novel = self.sources.get_mut(&rec.group).and_then(|src| {
+            src.window
+                .observe(minute, template, parsed.level, first_of_template);
             src.novelty.observe(
                 miner.canonical(template),
                 first_of_template,
@@ -268,21 +323,41 @@ impl Engine {
                 entity: rec.group.to_string(),
                 links: Vec::new(),
                 value: 1.0,
-                minute: rec.ts_ms.div_euclid(60_000),
+                minute,
             });
         }
         let mut line_score: f64 = 0.0;
+        let base = self.opts.threshold;
         for o in &obs {
-            let s = if o.signal == Signal::Metric {
+            let mut s = if o.signal == Signal::Metric {
                 self.score_metric(o, rec.ts_ms)
             } else {
                 self.detector.observe(o)
             };
-            line_score = line_score.max(s.score);
-            if let Some(src) = self.sources.get_mut(&rec.group) {
-                src.score(now, s.score);
+            let failure = o.signal.class() == SignalClass::Failure;
+            let Some(src) = self.sources.get_mut(&rec.group) else {
+                continue;
+            };
+            if failure
+                && s.score > 0.0
+                && let Some(ctx) = src.window.context_at(o.minute)
+            {
+                s.score = blend(s.score, ctx.score);
             }
-            if s.score >= self.opts.threshold && o.signal.class() == SignalClass::Failure {
+            line_score = line_score.max(s.score);
+            src.score(now, s.score);
+            if s.score >= base && failure {
+                let bar = src.threshold.current(base, now);
+                if s.score < bar
+                    && !self
+                        .tracker
+                        .joins_open(o.signal, &o.entity, &o.links, o.minute, now)
+                {
+                    continue;
+                }
+                let context = src
+                    .window
+                    .evidence_between(o.minute - crate::ensemble::CONTEXT_REACH_MIN, o.minute);
                 let Crossing {
                     incident,
                     new_incident,
@@ -300,10 +375,14 @@ impl Engine {
                         window_min: s.window_min,
                         sample: &rec.text,
                         template,
+                        context: &context,
                     },
                     now,
                 );
                 if new_incident {
+                    if let Some(src) = self.sources.get_mut(&rec.group) {
+                        src.threshold.opened(now, self.opts.alarms_per_hour);
+                    }
                     if let Some(inc) = self.incident(incident) {
                         tracing::info!(incident = inc.id, kind = inc.kind.label(), entity = %inc.main_entity, line = %rec.text, "incident opened");
                     }
@@ -369,6 +448,19 @@ impl Engine {
             template,
             score,
         });
+    }
+
+    /// What the operator said about an alarm from `group` that scored `score`: a "normal" label
+    /// raises that source's bar above the score, an "anomaly" label lowers a raised bar.
+    pub fn feedback(&mut self, group: &str, score: f64, normal: bool) {
+        let (base, now) = (self.opts.threshold, self.clock_ms);
+        if let Some(src) = self.sources.get_mut(group) {
+            if normal {
+                src.threshold.false_alarm(score, base, now);
+            } else {
+                src.threshold.true_alarm(now);
+            }
+        }
     }
 
     pub fn clock_ms(&self) -> i64 {

@@ -19,6 +19,8 @@ const ANOMALY_GAP_MIN: i64 = 3;
 /// Milliseconds without a new anomaly after which an incident closes.
 pub const INCIDENT_IDLE_MS: i64 = 20 * 60_000;
 const MAX_SAMPLES: usize = 3;
+/// Context evidence kept per anomaly.
+const MAX_CONTEXT: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,7 +65,7 @@ impl CauseKind {
 }
 
 /// A metric value as people write it: no trailing digits they cannot use.
-fn short_number(v: f64) -> String {
+pub fn short_number(v: f64) -> String {
     if v.abs() >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
@@ -116,6 +118,9 @@ pub struct Anomaly {
     /// The first lines that crossed the threshold and the latest one.
     pub samples: Vec<SafeText>,
     pub templates: BTreeMap<TemplateId, u32>,
+    /// Source-wide evidence around its crossings (template rates, changepoints, the isolation
+    /// forest), strongest first: the ensemble's other contributors.
+    pub context: Vec<crate::ensemble::Evidence>,
     /// Index of its incident in [`Tracker::incidents`].
     pub incident: usize,
 }
@@ -211,11 +216,41 @@ pub struct Hit<'a> {
     pub window_min: u8,
     pub sample: &'a SafeText,
     pub template: TemplateId,
+    /// The source's context evidence at the crossing.
+    pub context: &'a [crate::ensemble::Evidence],
 }
 
 impl Tracker {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether a crossing of `signal` for `entity` would join an anomaly or incident that is
+    /// already open rather than open a new incident.
+    pub fn joins_open(
+        &self,
+        signal: Signal,
+        entity: &str,
+        links: &[String],
+        minute: i64,
+        now_ms: i64,
+    ) -> bool {
+        let open_anomaly = self
+            .open_anomaly
+            .get(&(signal, entity.to_string()))
+            .and_then(|&i| self.anomalies.get(i))
+            .filter(|a| minute <= a.last_minute + ANOMALY_GAP_MIN)
+            .and_then(|a| self.incidents.get(a.incident))
+            .is_some_and(|inc| !inc.closed);
+        open_anomaly
+            || self.incidents.iter().any(|inc| {
+                !inc.closed
+                    && now_ms - inc.last_activity_ms <= INCIDENT_IDLE_MS
+                    && std::iter::once(entity)
+                        .chain(links.iter().map(String::as_str))
+                        .filter(|k| !k.is_empty() && *k != "-")
+                        .any(|k| inc.keys.contains(k))
+            })
     }
 
     /// Records a threshold crossing at engine time `now_ms`.
@@ -266,6 +301,7 @@ impl Tracker {
                     window_min: h.window_min,
                     samples: Vec::new(),
                     templates: BTreeMap::new(),
+                    context: Vec::new(),
                     incident: usize::MAX,
                 });
                 self.open_anomaly.insert(key, i);
@@ -283,6 +319,18 @@ impl Tracker {
             if a.templates.len() < 32 || a.templates.contains_key(&h.template) {
                 *a.templates.entry(h.template).or_default() += 1;
             }
+            for e in h.context {
+                let same = |x: &crate::ensemble::Evidence| {
+                    x.scorer == e.scorer && x.template == e.template
+                };
+                match a.context.iter_mut().find(|x| same(x)) {
+                    Some(x) if e.score > x.score => *x = e.clone(),
+                    Some(_) => {}
+                    None => a.context.push(e.clone()),
+                }
+            }
+            a.context.sort_by(|x, y| y.score.total_cmp(&x.score));
+            a.context.truncate(MAX_CONTEXT);
         }
         let (incident, new_incident) = self.attach(idx, now_ms);
         Crossing {

@@ -28,6 +28,10 @@
 //! | [`window`] | parsed events → per-entity signal observations by event-time minute, failure vs volume signals |
 //! | [`novelty`] | lines unlike what their source showed before: new templates, new values at categorical positions of errors |
 //! | [`detect`] | scores each observation 0..1 against the series' own or its population's baseline, with an explanation |
+//! | [`source_window`] | per-source windows by event-time minute (lines per template, levels, new kinds) scored when each minute completes: template rate, changepoint, isolation forest |
+//! | [`changepoint`] | Bayesian online changepoint detection on a count series (a template's lines per minute) |
+//! | [`forest`] | extended isolation forest over each source's minute feature vectors, retrained on a rolling baseline |
+//! | [`ensemble`] | one scale for all scorers, failure signals lifted by source context, per-source thresholds that adapt to false alarms |
 //! | [`series`] | online detector for one numeric series (metrics, CSV `timestamp,value`): multi-scale robust deviations judged against the series' own extremes |
 //! | [`trail`] | unsupervised per-event CloudTrail scorer: novelty per principal, denied-call bursts, sensitive and log-tampering calls, user-agent novelty; explained |
 //! | [`incident`] | threshold crossings → anomalies → incidents linked by entity, instance, IP, user or access key |
@@ -44,18 +48,22 @@
 //!
 //! ## Determinism
 //!
-//! The engine reads no clock and draws no random numbers: its time is the arrival time of the
-//! records it is fed, so live, replay and evaluation runs over the same records give the same
-//! scores. The simulator's randomness comes from one seed (`demo.seed` in the config, `--seed`).
+//! The engine reads no clock: its time is the arrival time of the records it is fed, so live,
+//! replay and evaluation runs over the same records give the same scores. The one exception is
+//! the isolation forest, whose crate draws unseeded random numbers: its context scores agree
+//! within about ±0.01 between runs, and `engine.forest = false` makes runs repeat exactly. The simulator's randomness comes from one seed (`demo.seed` in the config, `--seed`).
 
 pub mod aws;
 pub mod bench;
+pub mod changepoint;
 pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod engine;
+pub mod ensemble;
 pub mod eval;
 pub mod files;
+pub mod forest;
 pub mod incident;
 pub mod live;
 pub mod logging;
@@ -67,6 +75,7 @@ pub mod safe_text;
 pub mod series;
 pub mod sim;
 pub mod source;
+pub mod source_window;
 pub mod store;
 pub mod tail;
 pub mod template;

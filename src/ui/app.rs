@@ -400,6 +400,15 @@ impl App {
                 .unwrap_or_default(),
             note: SafeText::default(),
         };
+        // The operator's verdict moves the source's alarm bar at once; the store keeps it for
+        // retraining.
+        if let Some(a) = &lead {
+            match value {
+                LabelValue::Normal => self.engine.feedback(&a.group, a.peak_score, true),
+                LabelValue::Anomaly => self.engine.feedback(&a.group, a.peak_score, false),
+                LabelValue::Unsure => {}
+            }
+        }
         self.labels
             .insert(target.clone(), LabelState::Saving(value));
         self.status = format!(

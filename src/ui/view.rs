@@ -384,6 +384,14 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
         f.render_widget(block(" Score ".into(), false, t), area);
         return;
     };
+    // The bar this source must clear to open an incident: the configured threshold, raised while
+    // the source pages over its budget or after "normal" labels.
+    let bar = src.alarm_threshold(threshold, app.engine.clock_ms());
+    let bar_text = if bar > threshold + 0.005 {
+        format!("threshold {bar:.2} (raised from {threshold:.2})")
+    } else {
+        format!("threshold {threshold:.2}")
+    };
     let last = src.scores.back().map_or(0, |x| x.0);
     let first = last - CHART_MINUTES as i64 + 1;
     let points: Vec<(f64, f64)> = src
@@ -391,7 +399,7 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
         .iter()
         .map(|(m, s)| ((m - first) as f64, *s))
         .collect();
-    let line = [(0.0, threshold), ((CHART_MINUTES - 1) as f64, threshold)];
+    let line = [(0.0, bar), ((CHART_MINUTES - 1) as f64, bar)];
     let datasets = vec![
         Dataset::default()
             .marker(Marker::Braille)
@@ -407,7 +415,7 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
     let chart = Chart::new(datasets)
         .block(block(
             format!(
-                " Score · {} · threshold {threshold:.2} · last {CHART_MINUTES} min ",
+                " Score · {} · {bar_text} · last {CHART_MINUTES} min ",
                 src.name
             ),
             false,
@@ -576,6 +584,25 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
         ]));
     }
     if let Some(a) = anomalies.get(sel) {
+        if !a.context.is_empty() {
+            lines.push(Line::from(Span::styled(
+                "context in its source (also counted in its score):",
+                t.fg(Color::Gray),
+            )));
+            for e in &a.context {
+                let about = e
+                    .template
+                    .map(|id| format!("'{}' ", app.engine.template_text(id)))
+                    .unwrap_or_default();
+                lines.push(Line::from(vec![
+                    Span::styled(
+                        format!(" {:.2} ", e.score),
+                        t.score(e.score, app.engine.threshold()),
+                    ),
+                    Span::raw(format!("{}: {about}{}", e.scorer.name(), e.what)),
+                ]));
+            }
+        }
         lines.push(Line::from(Span::styled("templates:", t.fg(Color::Gray))));
         let mut tpl: Vec<_> = a.templates.iter().collect();
         tpl.sort_by(|x, y| y.1.cmp(x.1));

@@ -1,0 +1,337 @@
+//! Is this minute of a source unlike its recent minutes as a whole? An extended isolation forest
+//! (`extended-isolation-forest`) over one feature vector per source and minute: volume, error and
+//! warning shares, how many kinds of line, how many new kinds, and how much one kind dominates.
+//! Each feature alone can look ordinary while the combination is not (as many lines as usual, but
+//! all of one kind; a usual error share, but from new kinds of line).
+//!
+//! The forest is retrained every [`RETRAIN_MIN`] minutes on the last [`HISTORY_MIN`] minutes, so
+//! the baseline rolls with the source. A minute's surprise is the −log10 p-value of its isolation
+//! score under an exponential fit to the upper tail of the training minutes' scores, the scale
+//! the other scorers use. Isolation scores saturate (a far outlier isolates in one or two cuts,
+//! and so do the edges of the training data), so the forest rarely says more than "one in a few
+//! hundred minutes": it is context, and the template scorers carry the strong evidence.
+//!
+//! The crate draws its own random numbers (`thread_rng`, no seed), so two runs over the same input
+//! give slightly different forests: scores agree within about ±0.01. Its evidence is context for
+//! the ensemble (it can lift a failure signal, never open an incident by itself), and
+//! `engine.forest = false` turns it off where exact repeatability matters.
+
+use extended_isolation_forest::{Forest, ForestOptions};
+use std::collections::VecDeque;
+
+pub const FEATURES: usize = 6;
+/// What each feature is, as the console names it.
+pub const FEATURE_NAMES: [&str; FEATURES] = [
+    "lines/min",
+    "error share",
+    "warning share",
+    "kinds of line",
+    "new kinds of line",
+    "top kind's share",
+];
+
+/// Minutes of history the forest is trained on.
+const HISTORY_MIN: usize = 360;
+/// Training minutes scored to learn what ordinary isolation looks like; a sample keeps retraining
+/// cheap next to the lines it judges.
+const CALIBRATION_SAMPLE: usize = 120;
+/// Share of the calibration scores that forms the upper tail fitted for p-values.
+const TAIL_SHARE: f64 = 0.1;
+/// Minutes of history before the first training.
+const MIN_HISTORY_MIN: usize = 60;
+const RETRAIN_MIN: usize = 120;
+const TREES: usize = 64;
+const SAMPLE: usize = 64;
+/// Smallest surprise reported. Lower than the per-template bar
+/// ([`crate::ensemble::CONTEXT_MIN_SURPRISE`]): the forest makes one test per source and minute
+/// where the template scorers make one per template, so this keeps the false-context rates alike.
+pub const MIN_SURPRISE: f64 = 3.0;
+/// A minute whose every feature lies within this many spreads of its mean sits in the dense
+/// middle of the training data, where no tree isolates it early; it is not scored, which spares
+/// the forest's cost on most minutes.
+const SCREEN_Z: f64 = 1.5;
+/// Smallest mean excess assumed over the tail threshold, so a perfectly regular source does not
+/// make every tiny difference a miracle.
+const EXCESS_FLOOR: f64 = 0.01;
+
+/// One minute of a source, as counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MinuteCounts {
+    pub lines: u32,
+    pub errors: u32,
+    pub warnings: u32,
+    pub kinds: u32,
+    pub new_kinds: u32,
+    pub top_kind: u32,
+}
+
+impl MinuteCounts {
+    /// The raw values the console shows, in [`FEATURE_NAMES`] order.
+    fn shown(&self) -> [f64; FEATURES] {
+        let n = f64::from(self.lines.max(1));
+        [
+            f64::from(self.lines),
+            f64::from(self.errors) / n,
+            f64::from(self.warnings) / n,
+            f64::from(self.kinds),
+            f64::from(self.new_kinds),
+            f64::from(self.top_kind) / n,
+        ]
+    }
+
+    /// The vector the forest sees: counts on a log scale, so a doubling weighs the same at any
+    /// volume.
+    fn features(&self) -> [f64; FEATURES] {
+        let s = self.shown();
+        [s[0].ln_1p(), s[1], s[2], s[3].ln_1p(), s[4].ln_1p(), s[5]]
+    }
+}
+
+/// An unusual minute and the features that made it so, most deviant first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unusual {
+    pub surprise: f64,
+    pub isolation: f64,
+    /// (feature index, value, typical value)
+    pub features: Vec<(usize, f64, f64)>,
+}
+
+impl Unusual {
+    pub fn explain(&self) -> String {
+        let parts: Vec<String> = self
+            .features
+            .iter()
+            .map(|&(i, v, typical)| {
+                let name = FEATURE_NAMES.get(i).copied().unwrap_or("feature");
+                if name.contains("share") {
+                    format!("{name} {v:.2} (usually {typical:.2})")
+                } else {
+                    format!("{name} {v:.0} (usually {typical:.1})")
+                }
+            })
+            .collect();
+        format!("minute unlike the last hours: {}", parts.join(", "))
+    }
+}
+
+struct Trained {
+    forest: Forest<f64, FEATURES>,
+    /// Upper tail of the training minutes' scores: above `tail_from` (the 90th percentile) they
+    /// fall off exponentially with mean excess `tail_excess` (peaks over threshold with an
+    /// exponential tail), which gives p-values beyond the largest score seen.
+    tail_from: f64,
+    tail_excess: f64,
+    /// Per feature: mean and spread of the shown values, to name what deviates.
+    shown_mean: [f64; FEATURES],
+    shown_sd: [f64; FEATURES],
+}
+
+/// One source's rolling forest.
+#[derive(Default)]
+pub struct MinuteForest {
+    history: VecDeque<MinuteCounts>,
+    trained: Option<Trained>,
+    since_training: usize,
+}
+
+impl std::fmt::Debug for MinuteForest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MinuteForest")
+            .field("history", &self.history.len())
+            .field("trained", &self.trained.is_some())
+            .finish()
+    }
+}
+
+impl MinuteForest {
+    /// Scores a closed minute against the current forest, then adds it to the history.
+    pub fn observe(&mut self, minute: MinuteCounts) -> Option<Unusual> {
+        let verdict = self.trained.as_ref().and_then(|t| judge(t, &minute));
+        self.history.push_back(minute);
+        while self.history.len() > HISTORY_MIN {
+            self.history.pop_front();
+        }
+        self.since_training += 1;
+        if self.history.len() >= MIN_HISTORY_MIN
+            && (self.trained.is_none() || self.since_training >= RETRAIN_MIN)
+        {
+            self.trained = train(&self.history);
+            self.since_training = 0;
+        }
+        verdict
+    }
+
+    /// The current forest's isolation score for a minute (higher isolates faster), if trained.
+    pub fn isolation(&self, minute: &MinuteCounts) -> Option<f64> {
+        self.trained
+            .as_ref()
+            .map(|t| t.forest.score(&minute.features()))
+    }
+
+    pub fn is_trained(&self) -> bool {
+        self.trained.is_some()
+    }
+}
+
+fn train(history: &VecDeque<MinuteCounts>) -> Option<Trained> {
+    let data: Vec<[f64; FEATURES]> = history.iter().map(MinuteCounts::features).collect();
+    let opts = ForestOptions {
+        n_trees: TREES,
+        sample_size: SAMPLE.min(data.len()),
+        max_tree_depth: None,
+        extension_level: 1,
+    };
+    let forest = Forest::from_slice(&data, &opts).ok()?;
+    let step = data.len().div_ceil(CALIBRATION_SAMPLE).max(1);
+    let mut scores: Vec<f64> = data.iter().step_by(step).map(|v| forest.score(v)).collect();
+    scores.sort_by(f64::total_cmp);
+    let from_idx = ((scores.len() as f64) * (1.0 - TAIL_SHARE)) as usize;
+    let tail_from = scores.get(from_idx).copied().unwrap_or(1.0);
+    let (excess, _) = mean_sd(scores.iter().skip(from_idx).map(|s| s - tail_from));
+    let mut shown_mean = [0.0; FEATURES];
+    let mut shown_sd = [0.0; FEATURES];
+    for i in 0..FEATURES {
+        let (m, s) = mean_sd(history.iter().map(|c| c.shown()[i]));
+        shown_mean[i] = m;
+        shown_sd[i] = s;
+    }
+    Some(Trained {
+        forest,
+        tail_from,
+        tail_excess: excess.max(EXCESS_FLOOR),
+        shown_mean,
+        shown_sd,
+    })
+}
+
+fn feature_z(t: &Trained, shown: &[f64; FEATURES]) -> [f64; FEATURES] {
+    let mut z = [0.0; FEATURES];
+    for i in 0..FEATURES {
+        // Counts move in whole lines; shares in hundredths.
+        let floor = if i == 0 || i == 3 || i == 4 {
+            1.0
+        } else {
+            0.02
+        };
+        z[i] = ((shown[i] - t.shown_mean[i]) / t.shown_sd[i].max(floor)).abs();
+    }
+    z
+}
+
+fn judge(t: &Trained, minute: &MinuteCounts) -> Option<Unusual> {
+    let shown = minute.shown();
+    let z = feature_z(t, &shown);
+    if z.iter().all(|&v| v < SCREEN_Z) {
+        return None;
+    }
+    let isolation = t.forest.score(&minute.features());
+    if isolation <= t.tail_from {
+        return None;
+    }
+    // P(score ≥ isolation) = share of the tail × exp(−excess / mean excess).
+    let ln_p = TAIL_SHARE.ln() - (isolation - t.tail_from) / t.tail_excess;
+    let surprise = -ln_p / std::f64::consts::LN_10;
+    if surprise < MIN_SURPRISE {
+        return None;
+    }
+    let mut deviations: Vec<(usize, f64)> = (0..FEATURES)
+        .map(|i| (i, z[i]))
+        .filter(|&(_, z)| z >= 2.0)
+        .collect();
+    deviations.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let features = deviations
+        .into_iter()
+        .take(3)
+        .map(|(i, _)| (i, shown[i], t.shown_mean[i]))
+        .collect();
+    Some(Unusual {
+        surprise,
+        isolation,
+        features,
+    })
+}
+
+fn mean_sd(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut n, mut sum, mut sq) = (0.0, 0.0, 0.0);
+    for v in values {
+        n += 1.0;
+        sum += v;
+        sq += v * v;
+    }
+    if n == 0.0 {
+        return (0.0, 0.0);
+    }
+    let mean = sum / n;
+    (mean, (sq / n - mean * mean).max(0.0).sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ordinary minutes: counts that wander like real traffic (a fixed pseudo-random sequence,
+    /// so the data is the same every run; only the forest's own draws vary).
+    fn ordinary(i: u32) -> MinuteCounts {
+        let h = |k: u32| {
+            let x = (i.wrapping_mul(2_654_435_761) ^ k.wrapping_mul(40_503))
+                .wrapping_mul(2_246_822_519);
+            (x >> 16) % 1000
+        };
+        let lines = 80 + h(1) % 60;
+        MinuteCounts {
+            lines,
+            errors: h(2) % 4,
+            warnings: 2 + h(3) % 6,
+            kinds: 10 + h(4) % 6,
+            new_kinds: u32::from(h(5) % 50 == 0),
+            top_kind: lines / 4 + h(6) % 15,
+        }
+    }
+
+    #[test]
+    fn a_flood_of_one_error_kind_is_unusual_and_ordinary_minutes_are_not() {
+        let mut f = MinuteForest::default();
+        for i in 0..200 {
+            f.observe(ordinary(i));
+        }
+        assert!(f.is_trained());
+        let mut flagged = 0;
+        let mut most_isolated: f64 = 0.0;
+        for i in 200..260 {
+            most_isolated = most_isolated.max(f.isolation(&ordinary(i)).unwrap_or(1.0));
+            if f.observe(ordinary(i)).is_some() {
+                flagged += 1;
+            }
+        }
+        // About one in 300 by calibration; the forest's own draws make it vary.
+        assert!(flagged <= 3, "{flagged} ordinary minutes flagged");
+        let flood = MinuteCounts {
+            lines: 900,
+            errors: 780,
+            warnings: 3,
+            kinds: 13,
+            new_kinds: 2,
+            top_kind: 770,
+        };
+        let flood_isolation = f.isolation(&flood).unwrap_or(0.0);
+        assert!(
+            flood_isolation > most_isolated,
+            "flood {flood_isolation} vs ordinary {most_isolated}"
+        );
+        // Flagged in nearly every run (the forest's draws decide the last decimals); when it
+        // is, the explanation names what changed.
+        if let Some(u) = f.observe(flood) {
+            let named: Vec<usize> = u.features.iter().map(|x| x.0).collect();
+            assert!(named.contains(&1), "error share not named: {}", u.explain());
+        }
+    }
+
+    #[test]
+    fn nothing_is_judged_before_an_hour_of_history() {
+        let mut f = MinuteForest::default();
+        for i in 0..59 {
+            assert!(f.observe(ordinary(i)).is_none());
+        }
+        assert!(!f.is_trained());
+    }
+}
