@@ -32,6 +32,7 @@ struct MetricSeries {
     detector: crate::series::Detector,
     typical: f64,
     samples: usize,
+    first_ms: i64,
 }
 
 /// Weight of each event in a source's typical delivery delay.
@@ -407,13 +408,20 @@ impl Engine {
                 detector: crate::series::Detector::new(crate::series::Config::default()),
                 typical: o.value,
                 samples: 0,
+                first_ms: ts_ms,
             });
         m.samples += 1;
         let mut raw = m.detector.observe(ts_ms, o.value);
         // Until a series has two baselines behind it (two days at 5-minute steps), its own
         // extremes are not known yet and the detector judges fresh statistics against a fixed
         // floor (NAB scoring calls this the probationary period): scores show, nothing pages.
-        if m.samples < METRIC_WARMUP_BASELINES * m.detector.config().baseline_rows {
+        // Nor does it page before it spans the days its daily-routine check compares against:
+        // until then a routine peak cannot be told from an event.
+        let cfg = m.detector.config();
+        let routine_ms = cfg.season_days as i64 * 86_400_000;
+        if m.samples < METRIC_WARMUP_BASELINES * cfg.baseline_rows
+            || ts_ms - m.first_ms < routine_ms
+        {
             raw = raw.min(crate::series::THRESHOLD * 0.98);
         }
         let expected = m.typical;
