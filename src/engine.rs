@@ -15,7 +15,7 @@ use crate::record::Record;
 use crate::safe_text::SafeText;
 use crate::source_window::SourceWindow;
 use crate::template::{Miner, TemplateId};
-use crate::window::{Extractor, Observation, Signal, SignalClass};
+use crate::window::{Extractor, Observation, Observations, Signal, SignalClass};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -207,7 +207,7 @@ pub struct Engine {
     clock_ms: i64,
     lines: u64,
     rejected: u64,
-    scratch: Vec<Observation>,
+    scratch: Observations,
 }
 
 impl Engine {
@@ -234,7 +234,7 @@ impl Engine {
             clock_ms: i64::MIN,
             lines: 0,
             rejected: 0,
-            scratch: Vec::new(),
+            scratch: Observations::default(),
         }
     }
 
@@ -316,20 +316,15 @@ impl Engine {
             )
         });
         if let Some(kind) = novel {
-            obs.push(Observation {
-                signal: match kind {
-                    Novel::Template => Signal::NewTemplate,
-                    Novel::Value => Signal::NewValue,
-                },
-                entity: rec.group.to_string(),
-                links: Vec::new(),
-                value: 1.0,
-                minute,
-            });
+            let signal = match kind {
+                Novel::Template => Signal::NewTemplate,
+                Novel::Value => Signal::NewValue,
+            };
+            obs.push(signal, &rec.group, std::iter::empty(), 1.0, minute);
         }
         let mut line_score: f64 = 0.0;
         let base = self.opts.threshold;
-        for o in &obs {
+        for o in obs.as_slice() {
             let mut s = if o.signal == Signal::Metric {
                 self.score_metric(o, rec.ts_ms)
             } else {

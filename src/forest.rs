@@ -1,11 +1,14 @@
-//! Is this minute of a source unlike its recent minutes as a whole? An extended isolation forest
-//! (`extended-isolation-forest`) over one feature vector per source and minute: volume, error and
+//! Are these minutes of a source unlike its recent ones as a whole? An extended isolation forest
+//! (`extended-isolation-forest`) over one feature vector per source and [`BLOCK_MIN`] minutes
+//! (the issue's 5-minute view; per-minute averages, so a block reads like a minute): volume, error and
 //! warning shares, how many kinds of line, how many new kinds, and how much one kind dominates.
 //! Each feature alone can look ordinary while the combination is not (as many lines as usual, but
 //! all of one kind; a usual error share, but from new kinds of line).
 //!
-//! The forest is retrained every [`RETRAIN_MIN`] minutes on the last [`HISTORY_MIN`] minutes, so
-//! the baseline rolls with the source. A minute's surprise is the −log10 p-value of its isolation
+//! The forest is trained on the last [`HISTORY_BLOCKS`] blocks (six hours): first after two hours,
+//! again when its history has doubled, then every six hours, so the baseline rolls with the
+//! source. Blocks rather than single minutes keep its cost (mostly training) small next to the
+//! lines it judges, and steady a quiet source's features. A block's surprise is the −log10 p-value of its isolation
 //! score under an exponential fit to the upper tail of the training minutes' scores, the scale
 //! the other scorers use. Isolation scores saturate (a far outlier isolates in one or two cuts,
 //! and so do the edges of the training data), so the forest rarely says more than "one in a few
@@ -30,16 +33,18 @@ pub const FEATURE_NAMES: [&str; FEATURES] = [
     "top kind's share",
 ];
 
-/// Minutes of history the forest is trained on.
-const HISTORY_MIN: usize = 360;
+/// Minutes per vector.
+pub const BLOCK_MIN: u32 = 5;
+/// Blocks of history the forest is trained on (six hours).
+const HISTORY_BLOCKS: usize = 72;
 /// Training minutes scored to learn what ordinary isolation looks like; a sample keeps retraining
 /// cheap next to the lines it judges.
 const CALIBRATION_SAMPLE: usize = 120;
 /// Share of the calibration scores that forms the upper tail fitted for p-values.
 const TAIL_SHARE: f64 = 0.1;
-/// Minutes of history before the first training.
-const MIN_HISTORY_MIN: usize = 60;
-const RETRAIN_MIN: usize = 120;
+/// Blocks of history before the first training (two hours).
+const MIN_HISTORY_BLOCKS: usize = 24;
+const RETRAIN_BLOCKS: usize = HISTORY_BLOCKS;
 const TREES: usize = 64;
 const SAMPLE: usize = 64;
 /// Smallest surprise reported. Lower than the per-template bar
@@ -54,9 +59,11 @@ const SCREEN_Z: f64 = 1.5;
 /// make every tiny difference a miracle.
 const EXCESS_FLOOR: f64 = 0.01;
 
-/// One minute of a source, as counted.
+/// One minute of a source (or a block of them), as counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MinuteCounts {
+    /// Minutes summed here (0 is read as 1).
+    pub minutes: u32,
     pub lines: u32,
     pub errors: u32,
     pub warnings: u32,
@@ -69,14 +76,25 @@ impl MinuteCounts {
     /// The raw values the console shows, in [`FEATURE_NAMES`] order.
     fn shown(&self) -> [f64; FEATURES] {
         let n = f64::from(self.lines.max(1));
+        let per_minute = |v: u32| f64::from(v) / f64::from(self.minutes.max(1));
         [
-            f64::from(self.lines),
+            per_minute(self.lines),
             f64::from(self.errors) / n,
             f64::from(self.warnings) / n,
-            f64::from(self.kinds),
-            f64::from(self.new_kinds),
+            per_minute(self.kinds),
+            per_minute(self.new_kinds),
             f64::from(self.top_kind) / n,
         ]
+    }
+
+    fn add(&mut self, m: &MinuteCounts) {
+        self.minutes += m.minutes.max(1);
+        self.lines += m.lines;
+        self.errors += m.errors;
+        self.warnings += m.warnings;
+        self.kinds += m.kinds;
+        self.new_kinds += m.new_kinds;
+        self.top_kind += m.top_kind;
     }
 
     /// The vector the forest sees: counts on a log scale, so a doubling weighs the same at any
@@ -110,7 +128,10 @@ impl Unusual {
                 }
             })
             .collect();
-        format!("minute unlike the last hours: {}", parts.join(", "))
+        format!(
+            "last {BLOCK_MIN} minutes unlike the last hours: {}",
+            parts.join(", ")
+        )
     }
 }
 
@@ -132,6 +153,7 @@ pub struct MinuteForest {
     history: VecDeque<MinuteCounts>,
     trained: Option<Trained>,
     since_training: usize,
+    block: MinuteCounts,
 }
 
 impl std::fmt::Debug for MinuteForest {
@@ -144,16 +166,23 @@ impl std::fmt::Debug for MinuteForest {
 }
 
 impl MinuteForest {
-    /// Scores a closed minute against the current forest, then adds it to the history.
+    /// Adds a closed minute; when it completes a block, scores the block against the current
+    /// forest and adds it to the history.
     pub fn observe(&mut self, minute: MinuteCounts) -> Option<Unusual> {
-        let verdict = self.trained.as_ref().and_then(|t| judge(t, &minute));
-        self.history.push_back(minute);
-        while self.history.len() > HISTORY_MIN {
+        self.block.add(&minute);
+        if self.block.minutes < BLOCK_MIN {
+            return None;
+        }
+        let block = std::mem::take(&mut self.block);
+        let verdict = self.trained.as_ref().and_then(|t| judge(t, &block));
+        self.history.push_back(block);
+        while self.history.len() > HISTORY_BLOCKS {
             self.history.pop_front();
         }
         self.since_training += 1;
-        if self.history.len() >= MIN_HISTORY_MIN
-            && (self.trained.is_none() || self.since_training >= RETRAIN_MIN)
+        if self.history.len() >= MIN_HISTORY_BLOCKS
+            && (self.trained.is_none()
+                || self.since_training >= RETRAIN_BLOCKS.min(self.history.len() / 2))
         {
             self.trained = train(&self.history);
             self.since_training = 0;
@@ -279,6 +308,7 @@ mod tests {
         };
         let lines = 80 + h(1) % 60;
         MinuteCounts {
+            minutes: 1,
             lines,
             errors: h(2) % 4,
             warnings: 2 + h(3) % 6,
@@ -291,14 +321,19 @@ mod tests {
     #[test]
     fn a_flood_of_one_error_kind_is_unusual_and_ordinary_minutes_are_not() {
         let mut f = MinuteForest::default();
-        for i in 0..200 {
+        for i in 0..1000 {
             f.observe(ordinary(i));
         }
         assert!(f.is_trained());
         let mut flagged = 0;
         let mut most_isolated: f64 = 0.0;
-        for i in 200..260 {
-            most_isolated = most_isolated.max(f.isolation(&ordinary(i)).unwrap_or(1.0));
+        let mut block = MinuteCounts::default();
+        for i in 1000..1300 {
+            block.add(&ordinary(i));
+            if block.minutes == BLOCK_MIN {
+                let b = std::mem::take(&mut block);
+                most_isolated = most_isolated.max(f.isolation(&b).unwrap_or(1.0));
+            }
             if f.observe(ordinary(i)).is_some() {
                 flagged += 1;
             }
@@ -306,6 +341,7 @@ mod tests {
         // About one in 300 by calibration; the forest's own draws make it vary.
         assert!(flagged <= 3, "{flagged} ordinary minutes flagged");
         let flood = MinuteCounts {
+            minutes: 1,
             lines: 900,
             errors: 780,
             warnings: 3,
@@ -313,13 +349,20 @@ mod tests {
             new_kinds: 2,
             top_kind: 770,
         };
-        let flood_isolation = f.isolation(&flood).unwrap_or(0.0);
+        let mut flood_block = MinuteCounts::default();
+        for _ in 0..BLOCK_MIN {
+            flood_block.add(&flood);
+        }
+        let flood_isolation = f.isolation(&flood_block).unwrap_or(0.0);
         assert!(
             flood_isolation > most_isolated,
             "flood {flood_isolation} vs ordinary {most_isolated}"
         );
         // Flagged in nearly every run (the forest's draws decide the last decimals); when it
         // is, the explanation names what changed.
+        for _ in 1..BLOCK_MIN {
+            f.observe(flood);
+        }
         if let Some(u) = f.observe(flood) {
             let named: Vec<usize> = u.features.iter().map(|x| x.0).collect();
             assert!(named.contains(&1), "error share not named: {}", u.explain());
@@ -327,9 +370,9 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_judged_before_an_hour_of_history() {
+    fn nothing_is_judged_before_two_hours_of_history() {
         let mut f = MinuteForest::default();
-        for i in 0..59 {
+        for i in 0..(MIN_HISTORY_BLOCKS as u32 * BLOCK_MIN - 1) {
             assert!(f.observe(ordinary(i)).is_none());
         }
         assert!(!f.is_trained());

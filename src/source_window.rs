@@ -4,7 +4,8 @@
 //! - **template rate**: a template's lines in the minute against its own rate (a rare line that
 //!   bursts, a chatty one that floods);
 //! - **changepoint**: a template whose rate changed, up or down ([`crate::changepoint`]);
-//! - **isolation forest**: the minute as a whole against the last hours ([`crate::forest`]).
+//! - **isolation forest**: the last five minutes as a whole against the last hours
+//!   ([`crate::forest`]).
 //!
 //! The hot path pays one hash increment per line; scoring happens once per source and minute.
 
@@ -23,8 +24,8 @@ const MAX_TEMPLATES: usize = 300;
 /// Minutes a template needs before its own rate is trusted.
 const ESTABLISHED_MIN: u64 = 60;
 /// A template joins changepoint tracking at this rate (lines a minute) and leaves it well below.
-const CHANGEPOINT_ON_RATE: f64 = 0.5;
-const CHANGEPOINT_OFF_RATE: f64 = 0.05;
+const CHANGEPOINT_ON_RATE: f64 = 1.0;
+const CHANGEPOINT_OFF_RATE: f64 = 0.1;
 /// Smallest rate change a changepoint must show to be reported: busy logs drift all the time.
 const CHANGE_RATIO: f64 = 3.0;
 /// Half-life of a template's rate, minutes.
@@ -172,6 +173,7 @@ impl SourceWindow {
 
     fn score_minute(&mut self, minute: i64, mut m: Minute, found: &mut Vec<Evidence>) {
         self.closed_through = Some(minute);
+        m.counts.minutes = 1;
         m.counts.kinds = m.templates.len() as u32;
         m.counts.top_kind = m.templates.values().copied().max().unwrap_or(0);
         let keep = 0.5f64.powf(1.0 / RATE_HALF_LIFE_MIN);

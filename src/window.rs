@@ -100,6 +100,65 @@ pub struct Observation {
     pub minute: i64,
 }
 
+/// The observations of one record, in a buffer reused from record to record: each slot keeps its
+/// entity and link strings, which would otherwise be allocated and freed for every line.
+#[derive(Debug, Default)]
+pub struct Observations {
+    slots: Vec<Observation>,
+    len: usize,
+}
+
+impl Observations {
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub fn as_slice(&self) -> &[Observation] {
+        &self.slots[..self.len]
+    }
+
+    pub fn push<'a>(
+        &mut self,
+        signal: Signal,
+        entity: &str,
+        links: impl IntoIterator<Item = &'a str>,
+        value: f64,
+        minute: i64,
+    ) {
+        if self.len == self.slots.len() {
+            self.slots.push(Observation {
+                signal,
+                entity: String::new(),
+                links: Vec::new(),
+                value,
+                minute,
+            });
+        }
+        let o = &mut self.slots[self.len];
+        o.signal = signal;
+        o.entity.clear();
+        o.entity.push_str(entity);
+        let mut n = 0;
+        for l in links {
+            match o.links.get_mut(n) {
+                Some(slot) => {
+                    slot.clear();
+                    slot.push_str(l);
+                }
+                None => o.links.push(l.to_string()),
+            }
+            n += 1;
+        }
+        o.links.truncate(n);
+        o.value = value;
+        o.minute = minute;
+        self.len += 1;
+    }
+}
+
+/// No links.
+const NONE: [&str; 0] = [];
+
 /// Turns parsed events into observations, remembering who is who (access key ↔ user) and where
 /// each principal usually works from.
 #[derive(Debug, Default)]
@@ -152,25 +211,16 @@ impl Extractor {
 
     /// Endpoints the function's errors named in the last few minutes: every failure of the
     /// function carries them, so a timeout links to the database its neighbours fail against.
-    fn recent_endpoints(&self, function: &str, minute: i64) -> Vec<String> {
+    fn recent_endpoints(&self, function: &str, minute: i64) -> impl Iterator<Item = &str> {
         self.failing_endpoints
             .get(function)
             .filter(|(_, m)| minute - m <= ENDPOINT_MEMORY_MIN)
-            .map(|(e, _)| e.clone())
-            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|(e, _)| e.iter().map(String::as_str))
     }
 
-    pub fn observe(&mut self, rec: &Record, p: &Parsed, out: &mut Vec<Observation>) {
+    pub fn observe(&mut self, rec: &Record, p: &Parsed, out: &mut Observations) {
         let minute = rec.ts_ms.div_euclid(60_000);
-        let mut push = |signal: Signal, entity: &str, links: Vec<String>, value: f64| {
-            out.push(Observation {
-                signal,
-                entity: entity.to_string(),
-                links,
-                value,
-                minute,
-            })
-        };
         let entity = p.entity.as_deref().unwrap_or(&rec.stream);
         match &p.fields {
             Fields::Metric { value } => {
@@ -178,7 +228,7 @@ impl Extractor {
                     .group
                     .strip_prefix(crate::parse::METRIC_PREFIX)
                     .unwrap_or(&rec.group);
-                push(Signal::Metric, series, vec![], *value)
+                out.push(Signal::Metric, series, NONE, *value, minute)
             }
             Fields::Ssh {
                 outcome:
@@ -188,23 +238,20 @@ impl Extractor {
                     | SshOutcome::NotAllowed,
                 remote_host: Some(host),
                 ..
-            } => push(Signal::SshAuthFailure, host, vec![entity.to_string()], 1.0),
+            } => out.push(Signal::SshAuthFailure, host, [entity], 1.0, minute),
             Fields::Vpc {
                 action: FlowAction::Reject,
                 src: Some(src),
                 interface,
                 ..
-            } => push(
-                Signal::VpcReject,
-                src,
-                interface.iter().cloned().collect(),
-                1.0,
-            ),
+            } => out.push(Signal::VpcReject, src, interface.as_deref(), 1.0, minute),
             Fields::LambdaTimeout { .. } => {
                 let links = self.recent_endpoints(entity, minute);
-                push(Signal::LambdaTimeout, entity, links, 1.0)
+                out.push(Signal::LambdaTimeout, entity, links, 1.0, minute)
             }
-            Fields::LambdaStart { .. } => push(Signal::LambdaInvocations, entity, vec![], 1.0),
+            Fields::LambdaStart { .. } => {
+                out.push(Signal::LambdaInvocations, entity, NONE, 1.0, minute)
+            }
             Fields::LambdaApp { .. } if p.level == Level::Error => {
                 // Functions failing against the same endpoint share a cause: link them by it.
                 let found = endpoints(rec.text.as_str());
@@ -224,17 +271,17 @@ impl Extractor {
                     slot.1 = minute;
                 }
                 let links = self.recent_endpoints(entity, minute);
-                push(Signal::LambdaError, entity, links, 1.0)
+                out.push(Signal::LambdaError, entity, links, 1.0, minute)
             }
             Fields::Health { disk_pct, cpu_pct } => {
                 if let Some(d) = disk_pct {
-                    push(Signal::DiskUsedPct, entity, vec![], *d);
+                    out.push(Signal::DiskUsedPct, entity, NONE, *d, minute);
                 }
                 if let Some(c) = cpu_pct {
-                    push(Signal::CpuUtil, entity, vec![], *c);
+                    out.push(Signal::CpuUtil, entity, NONE, *c, minute);
                 }
             }
-            Fields::DiskFull => push(Signal::DiskError, entity, vec![], 1.0),
+            Fields::DiskFull => out.push(Signal::DiskError, entity, NONE, 1.0, minute),
             Fields::S3 {
                 requester,
                 remote_ip,
@@ -243,17 +290,19 @@ impl Extractor {
                 bucket,
                 ..
             } => {
-                let mut links = vec![remote_ip.clone(), bucket.clone()];
-                if let Some(keys) = self.keys_by_arn.get(requester) {
-                    links.extend(keys.iter().cloned());
-                }
+                let keys = self.keys_by_arn.get(requester);
+                let links = || {
+                    [remote_ip.as_str(), bucket.as_str()]
+                        .into_iter()
+                        .chain(keys.into_iter().flatten().map(String::as_str))
+                };
                 if operation.starts_with("REST.DELETE") || operation.starts_with("BATCH.DELETE") {
-                    push(Signal::S3Delete, requester, links.clone(), 1.0);
+                    out.push(Signal::S3Delete, requester, links(), 1.0, minute);
                 }
                 if matches!(status, Some(401 | 403)) {
-                    push(Signal::S3Denied, requester, links.clone(), 1.0);
+                    out.push(Signal::S3Denied, requester, links(), 1.0, minute);
                 }
-                push(Signal::S3Requests, requester, links, 1.0);
+                out.push(Signal::S3Requests, requester, links(), 1.0, minute);
             }
             Fields::Trail(ev) => {
                 self.trail_events += 1;
@@ -267,11 +316,11 @@ impl Extractor {
                         .or_default()
                         .insert(key.clone());
                 }
-                let links = vec![ev.principal_arn.clone(), ev.source_ip.clone()];
+                let links = [ev.principal_arn.as_str(), ev.source_ip.as_str()];
                 if ev.error_code.as_deref().is_some_and(|e| {
                     e.contains("AccessDenied") || e.contains("UnauthorizedOperation")
                 }) {
-                    push(Signal::AccessDenied, &principal, links.clone(), 1.0);
+                    out.push(Signal::AccessDenied, &principal, links, 1.0, minute);
                 }
                 // Counted without allocating for the regions already known (nearly all calls).
                 match self.region_calls.get_mut(ev.region.as_str()) {
@@ -307,20 +356,20 @@ impl Extractor {
                     && self.trail_events > REGION_WARMUP_EVENTS;
                 let unusual = self.trail_scorer.score(&ev.raw);
                 if unusual >= UNUSUAL_CALL_SCORE {
-                    push(Signal::UnusualApiCall, &principal, links.clone(), 1.0);
+                    out.push(Signal::UnusualApiCall, &principal, links, 1.0, minute);
                 }
                 if new_region {
-                    push(Signal::NewRegion, &principal, links.clone(), 1.0);
+                    out.push(Signal::NewRegion, &principal, links, 1.0, minute);
                 } else if let Some(k) = self.regions_by_principal.get_mut(principal.as_str())
                     && !k.contains(&ev.region)
                 {
                     k.insert(ev.region.clone());
                 }
-                push(Signal::ApiCalls, &principal, links, 1.0);
+                out.push(Signal::ApiCalls, &principal, links, 1.0, minute);
             }
             _ => {
                 if p.level == Level::Error {
-                    push(Signal::AppError, entity, vec![], 1.0);
+                    out.push(Signal::AppError, entity, NONE, 1.0, minute);
                 }
             }
         }
@@ -359,9 +408,11 @@ mod tests {
         let mut x = Extractor::new();
         let mut unusual = |x: &mut Extractor, rec: Record| {
             let p = parser.parse(&rec).unwrap().unwrap();
-            let mut out = Vec::new();
+            let mut out = Observations::default();
             x.observe(&rec, &p, &mut out);
-            out.iter().any(|o| o.signal == Signal::UnusualApiCall)
+            out.as_slice()
+                .iter()
+                .any(|o| o.signal == Signal::UnusualApiCall)
         };
         // A week of the same two calls, twice an hour.
         let mut routine_flagged = 0;
