@@ -30,7 +30,10 @@ pub const HELP: &[(&str, &str)] = &[
         "a",
         "label the selected incident or signal as a real anomaly",
     ),
-    ("x", "label it normal (a false alarm)"),
+    (
+        "x",
+        "label it normal (a false alarm): its source's bar rises above it",
+    ),
     ("u", "label it unsure"),
     (
         "+",
