@@ -305,16 +305,14 @@ impl Engine {
         let first_of_template = self.miner.count(template) == 1;
         let miner = &self.miner;
         let minute = rec.ts_ms.div_euclid(60_000);
-        let novel = self.sources.get_mut(&rec.group).and_then(|src| {
-            src.window
-                .observe(minute, template, parsed.level, first_of_template);
-            src.novelty.observe(
-                miner.canonical(template),
-                first_of_template,
-                parsed.level,
-                || miner.parameters(template, body),
-            )
-        });
+        src.window
+            .observe(minute, template, parsed.level, first_of_template);
+        let novel = src.novelty.observe(
+            miner.canonical(template),
+            first_of_template,
+            parsed.level,
+            || miner.parameters(template, body),
+        );
         if let Some(kind) = novel {
             let signal = match kind {
                 Novel::Template => Signal::NewTemplate,
@@ -326,14 +324,11 @@ impl Engine {
         let base = self.opts.threshold;
         for o in obs.as_slice() {
             let mut s = if o.signal == Signal::Metric {
-                self.score_metric(o, rec.ts_ms)
+                score_metric(&mut self.metrics, base, o, rec.ts_ms)
             } else {
                 self.detector.observe(o)
             };
             let failure = o.signal.class() == SignalClass::Failure;
-            let Some(src) = self.sources.get_mut(&rec.group) else {
-                continue;
-            };
             if failure
                 && s.score > 0.0
                 && let Some(ctx) = src.window.context_at(o.minute)
@@ -376,10 +371,11 @@ impl Engine {
                     now,
                 );
                 if new_incident {
-                    if let Some(src) = self.sources.get_mut(&rec.group) {
-                        src.threshold.opened(now, self.opts.alarms_per_hour);
-                    }
-                    if let Some(inc) = self.incident(incident) {
+                    src.threshold.opened(now, self.opts.alarms_per_hour);
+                    let found = (incident as usize)
+                        .checked_sub(1)
+                        .and_then(|i| self.tracker.incidents.get(i));
+                    if let Some(inc) = found {
                         tracing::info!(incident = inc.id, kind = inc.kind.label(), entity = %inc.main_entity, line = %rec.text, "incident opened");
                     }
                     out.new_incidents.push(incident);
@@ -389,51 +385,6 @@ impl Engine {
         self.scratch = obs;
         self.push_tail(&rec, parsed.level, template, line_score);
         out
-    }
-
-    /// Scores a metric sample with its series' detector. The series detector decides at its own
-    /// threshold; its score is mapped so that threshold lands on the engine's, keeping one
-    /// meaning of "over the line" across the console. The expected value shown is the series'
-    /// recent typical level.
-    fn score_metric(&mut self, o: &Observation, ts_ms: i64) -> crate::detect::Score {
-        let m = self
-            .metrics
-            .entry(o.entity.clone())
-            .or_insert_with(|| MetricSeries {
-                detector: crate::series::Detector::new(crate::series::Config::default()),
-                typical: o.value,
-                samples: 0,
-                first_ms: ts_ms,
-            });
-        m.samples += 1;
-        let mut raw = m.detector.observe(ts_ms, o.value);
-        // Until a series has two baselines behind it (two days at 5-minute steps), its own
-        // extremes are not known yet and the detector judges fresh statistics against a fixed
-        // floor (NAB scoring calls this the probationary period): scores show, nothing pages.
-        // Nor does it page before it spans the days its daily-routine check compares against:
-        // until then a routine peak cannot be told from an event.
-        let cfg = m.detector.config();
-        let routine_ms = cfg.season_days as i64 * 86_400_000;
-        if m.samples < METRIC_WARMUP_BASELINES * cfg.baseline_rows
-            || ts_ms - m.first_ms < routine_ms
-        {
-            raw = raw.min(crate::series::THRESHOLD * 0.98);
-        }
-        let expected = m.typical;
-        m.typical += METRIC_TYPICAL_ALPHA * (o.value - m.typical);
-        let t = self.opts.threshold;
-        let half = crate::series::THRESHOLD;
-        let score = if raw >= half {
-            t + (1.0 - t) * (raw - half) / (1.0 - half)
-        } else {
-            raw / half * t * 0.98
-        };
-        crate::detect::Score {
-            score: score.clamp(0.0, 1.0),
-            observed: o.value,
-            expected,
-            window_min: 0,
-        }
     }
 
     fn push_tail(&mut self, rec: &Record, level: Level, template: TemplateId, score: f64) {
@@ -513,6 +464,53 @@ impl Engine {
 
     pub fn series_count(&self) -> usize {
         self.detector.series_count()
+    }
+}
+
+/// Scores a metric sample with its series' detector. The series detector decides at its own
+/// threshold; its score is mapped so that threshold lands on the engine's, keeping one
+/// meaning of "over the line" across the console. The expected value shown is the series'
+/// recent typical level.
+fn score_metric(
+    metrics: &mut HashMap<String, MetricSeries>,
+    engine_threshold: f64,
+    o: &Observation,
+    ts_ms: i64,
+) -> crate::detect::Score {
+    let m = metrics
+        .entry(o.entity.clone())
+        .or_insert_with(|| MetricSeries {
+            detector: crate::series::Detector::new(crate::series::Config::default()),
+            typical: o.value,
+            samples: 0,
+            first_ms: ts_ms,
+        });
+    m.samples += 1;
+    let mut raw = m.detector.observe(ts_ms, o.value);
+    // Until a series has two baselines behind it (two days at 5-minute steps), its own
+    // extremes are not known yet and the detector judges fresh statistics against a fixed
+    // floor (NAB scoring calls this the probationary period): scores show, nothing pages.
+    // Nor does it page before it spans the days its daily-routine check compares against:
+    // until then a routine peak cannot be told from an event.
+    let cfg = m.detector.config();
+    let routine_ms = cfg.season_days as i64 * 86_400_000;
+    if m.samples < METRIC_WARMUP_BASELINES * cfg.baseline_rows || ts_ms - m.first_ms < routine_ms {
+        raw = raw.min(crate::series::THRESHOLD * 0.98);
+    }
+    let expected = m.typical;
+    m.typical += METRIC_TYPICAL_ALPHA * (o.value - m.typical);
+    let t = engine_threshold;
+    let half = crate::series::THRESHOLD;
+    let score = if raw >= half {
+        t + (1.0 - t) * (raw - half) / (1.0 - half)
+    } else {
+        raw / half * t * 0.98
+    };
+    crate::detect::Score {
+        score: score.clamp(0.0, 1.0),
+        observed: o.value,
+        expected,
+        window_min: 0,
     }
 }
 
