@@ -63,10 +63,6 @@ impl Bocpd {
         }
     }
 
-    pub fn minutes(&self) -> u64 {
-        self.minutes
-    }
-
     /// Adds one minute's count. Slot `i` holds the runs whose span is `spans[i]` minutes, this
     /// one included: a new run starts with this minute's count under the prior, and every older
     /// run grows by it. Updated in place, longest run first, so no slot is overwritten before it

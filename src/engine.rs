@@ -7,7 +7,7 @@
 //! counters, a bounded tail and a per-source score history.
 
 use crate::detect::Detector;
-use crate::ensemble::{Evidence, SourceThreshold, blend};
+use crate::ensemble::{SourceThreshold, blend};
 use crate::incident::{Crossing, Hit, Incident, Tracker};
 use crate::novelty::{Novel, SourceNovelty};
 use crate::parse::{Level, Parser};
@@ -112,21 +112,6 @@ impl SourceStats {
     /// while the source pages too often or was labelled wrong).
     pub fn alarm_threshold(&self, base: f64, now_ms: i64) -> f64 {
         self.threshold.current(base, now_ms)
-    }
-
-    /// Incidents this source opened over its hourly budget.
-    pub fn over_budget(&self) -> u64 {
-        self.threshold.over_budget
-    }
-
-    /// Lines that arrived after their minute's windows were scored.
-    pub fn late_lines(&self) -> u64 {
-        self.window.late_lines
-    }
-
-    /// Source-wide evidence between two event-time minutes, strongest first.
-    pub fn evidence_between(&self, from: i64, to: i64) -> Vec<Evidence> {
-        self.window.evidence_between(from, to)
     }
 
     fn count(&mut self, now_ms: i64) {

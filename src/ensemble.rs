@@ -91,8 +91,6 @@ pub struct SourceThreshold {
     raise: f64,
     raised_at_ms: i64,
     opened: VecDeque<i64>,
-    /// Incidents opened in the last hour that went over the budget, ever.
-    pub over_budget: u64,
 }
 
 impl SourceThreshold {
@@ -118,7 +116,6 @@ impl SourceThreshold {
             self.opened.pop_front();
         }
         if self.opened.len() > budget_per_hour as usize {
-            self.over_budget += 1;
             let r = self.decayed(now_ms) + RAISE_STEP;
             self.set_raise(r, now_ms);
         }

@@ -309,11 +309,6 @@ impl SourceWindow {
         v.sort_by(|a, b| b.score.total_cmp(&a.score));
         v
     }
-
-    /// Templates whose rate is tracked (for memory figures).
-    pub fn tracked_templates(&self) -> usize {
-        self.templates.len()
-    }
 }
 
 /// Keeps the evidence with the largest surprise, built only when it is worth keeping.
