@@ -11,8 +11,12 @@
 //! `MAX_RUN` slots however long it runs: "changed in the last few minutes" needs only the
 //! first slots to be exact.
 
-/// Longest run length tracked separately; longer runs share the last slot.
-const MAX_RUN: usize = 16;
+use crate::detect::{is_whole, ln_factorial};
+
+/// Longest run length tracked separately; longer runs share the last slot. It must leave room
+/// past [`RECENT_MIN`] for the runs that began a few minutes before a change, or the shared slot
+/// mixes the old regime with the new one (at 8 slots a jump's "before" rate read as the new one).
+const MAX_RUN: usize = 12;
 /// Prior probability that the rate changes in any given minute (one change in about 8 hours).
 const HAZARD: f64 = 1.0 / 480.0;
 /// "Changed recently" means within this many minutes. Wider than the few minutes a clear change
@@ -69,7 +73,11 @@ impl Bocpd {
     /// is read and nothing is allocated once the series has [`MAX_RUN`] slots.
     pub fn observe(&mut self, count: f64) -> Change {
         let x = count.max(0.0);
-        let ln_x_fact = ln_gamma(x + 1.0);
+        let ln_x_fact = if is_whole(x) {
+            ln_factorial(x)
+        } else {
+            ln_gamma(x + 1.0)
+        };
         let n = self.probs.len();
         if n < MAX_RUN {
             self.probs.push(0.0);
@@ -152,12 +160,16 @@ impl Bocpd {
 
 /// ln of the negative binomial predictive of a Poisson count under a Gamma(shape, rate) posterior.
 fn ln_neg_binomial(x: f64, shape: f64, rate: f64, ln_x_fact: f64) -> f64 {
-    ln_rising(shape, x) - ln_x_fact + shape * (rate / (rate + 1.0)).ln() - x * (rate + 1.0).ln()
+    let (ln_rate, ln_rate_1) = (ln_of_rate(rate), ln_of_rate(rate + 1.0));
+    ln_rising(shape, x) - ln_x_fact + shape * (ln_rate - ln_rate_1) - x * ln_rate_1
 }
 
-/// ln Γ(a + x) − ln Γ(a): a product for the small whole counts that make up almost every minute.
+/// ln Γ(a + x) − ln Γ(a). Counts are whole and so is the posterior shape (a whole prior plus
+/// summed counts), which makes it a difference of two tabled factorials almost always.
 fn ln_rising(a: f64, x: f64) -> f64 {
-    if x == x.floor() && x <= 16.0 {
+    if a >= 1.0 && is_whole(a) && is_whole(x) {
+        ln_factorial(a + x - 1.0) - ln_factorial(a - 1.0)
+    } else if is_whole(x) && x <= 16.0 {
         let mut prod = 1.0;
         let mut i = 0.0;
         while i < x {
@@ -167,6 +179,21 @@ fn ln_rising(a: f64, x: f64) -> f64 {
         prod.ln()
     } else {
         ln_gamma(a + x) - ln_gamma(a)
+    }
+}
+
+/// Posterior rates are the prior rate plus whole minutes.
+const TABLED_RATES: usize = 512;
+
+/// ln(rate), from a table for the rates a posterior takes in its first [`TABLED_RATES`] minutes.
+fn ln_of_rate(rate: f64) -> f64 {
+    static TABLE: std::sync::OnceLock<[f64; TABLED_RATES]> = std::sync::OnceLock::new();
+    let minutes = rate - PRIOR_RATE;
+    if minutes < TABLED_RATES as f64 && is_whole(minutes) {
+        let table = TABLE.get_or_init(|| std::array::from_fn(|k| (PRIOR_RATE + k as f64).ln()));
+        table[minutes as usize]
+    } else {
+        rate.ln()
     }
 }
 
@@ -208,6 +235,20 @@ mod tests {
         assert!((ln_gamma(6.0) - 120f64.ln()).abs() < 1e-10);
         assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-10);
         assert!((ln_rising(2.5, 3.0) - (ln_gamma(5.5) - ln_gamma(2.5))).abs() < 1e-10);
+        // The tabled paths agree with the general one, inside and beyond the tables.
+        for (a, x) in [
+            (1.0, 0.0),
+            (3.0, 7.0),
+            (40.0, 25.0),
+            (900.0, 300.0),
+            (5000.0, 60.0),
+        ] {
+            let general = ln_gamma(a + x) - ln_gamma(a);
+            assert!((ln_rising(a, x) - general).abs() < 1e-6, "{a} {x}");
+        }
+        for rate in [0.5, 1.5, 100.5, 511.5, 512.5, 9000.5, 2.25] {
+            assert!((ln_of_rate(rate) - f64::ln(rate)).abs() < 1e-12, "{rate}");
+        }
     }
 
     /// A steady Poisson-like series with a deterministic wobble, then a jump.

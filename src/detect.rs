@@ -13,7 +13,7 @@
 //! burst does not raise its own expectation and late deliveries (CloudTrail, S3) still count.
 
 use crate::window::{Observation, Signal, SignalClass};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Minutes of event time a bucket stays open for late events before it joins the baseline.
 pub const LATENESS_MIN: i64 = 15;
@@ -75,14 +75,22 @@ struct Prior {
 
 #[derive(Debug, Default)]
 pub struct Detector {
-    /// Per signal, then per entity: looking up by a borrowed entity name allocates nothing, and
-    /// nearly every observation is for a series that exists.
-    series: HashMap<Signal, HashMap<String, Series>>,
-    priors: HashMap<Signal, Prior>,
+    /// Indexed by signal (`Signal as usize`), then by entity: one hash lookup of a borrowed entity
+    /// name per observation, which allocates nothing, and nearly every observation is for a series
+    /// that exists.
+    by_signal: Vec<SignalSeries>,
 }
 
+#[derive(Debug, Default)]
+struct SignalSeries {
+    series: foldhash::HashMap<String, Series>,
+    prior: Prior,
+}
+
+/// Weight of the newest minute in the baseline's moving average.
 fn alpha() -> f64 {
-    1.0 - 0.5f64.powf(1.0 / HALF_LIFE_MIN)
+    static ALPHA: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *ALPHA.get_or_init(|| 1.0 - 0.5f64.powf(1.0 / HALF_LIFE_MIN))
 }
 
 impl Detector {
@@ -93,7 +101,14 @@ impl Detector {
     /// Adds one observation and scores the minute (and the five minutes) it falls in.
     pub fn observe(&mut self, obs: &Observation) -> Score {
         let gauge = obs.signal.is_gauge();
-        let by_entity = self.series.entry(obs.signal).or_default();
+        let at = obs.signal as usize;
+        if self.by_signal.len() <= at {
+            self.by_signal.resize_with(at + 1, SignalSeries::default);
+        }
+        let SignalSeries {
+            series: by_entity,
+            prior,
+        } = &mut self.by_signal[at];
         if !by_entity.contains_key(obs.entity.as_str()) {
             by_entity.insert(obs.entity.clone(), Series::default());
         }
@@ -106,7 +121,6 @@ impl Detector {
             };
         };
         series.last_minute = series.last_minute.max(obs.minute);
-        let prior = self.priors.entry(obs.signal).or_default();
         // Fold minutes that can no longer receive late events into the baseline.
         while let Some(&(m, v)) = series.open.front() {
             if m >= obs.minute - LATENESS_MIN {
@@ -192,14 +206,14 @@ impl Detector {
     /// kept forever; after hours of silence its weighted rate has decayed to nothing anyway, and a
     /// returning entity is judged against its population like a new one.
     pub fn forget_idle(&mut self, before_minute: i64) {
-        for by_entity in self.series.values_mut() {
-            by_entity.retain(|_, s| s.last_minute >= before_minute);
+        for s in &mut self.by_signal {
+            s.series.retain(|_, s| s.last_minute >= before_minute);
         }
     }
 
     /// Number of series tracked (for memory figures).
     pub fn series_count(&self) -> usize {
-        self.series.values().map(HashMap::len).sum()
+        self.by_signal.iter().map(|s| s.series.len()).sum()
     }
 }
 
@@ -285,12 +299,16 @@ pub fn poisson_surprise(k: f64, lambda: f64) -> f64 {
     (-ln_tail / std::f64::consts::LN_10).max(0.0)
 }
 
-/// ln(n!) for n < 20, summed once: the count scorer asks for small factorials on nearly every
-/// line, and twenty logarithms a call was a visible share of the engine's time.
-fn small_ln_factorials() -> &'static [f64; 20] {
-    static TABLE: std::sync::OnceLock<[f64; 20]> = std::sync::OnceLock::new();
+/// Factorials tabled: the count scorer asks for one on nearly every line and the changepoint
+/// detector for dozens a minute per template, and logarithms summed per call were a visible
+/// share of the engine's time.
+const TABLED_FACTORIALS: usize = 1024;
+
+/// ln(n!) for n < [`TABLED_FACTORIALS`], summed once.
+fn ln_factorials() -> &'static [f64; TABLED_FACTORIALS] {
+    static TABLE: std::sync::OnceLock<[f64; TABLED_FACTORIALS]> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut t = [0.0; 20];
+        let mut t = [0.0; TABLED_FACTORIALS];
         let mut acc = 0.0;
         for (n, slot) in t.iter_mut().enumerate().skip(2) {
             acc += f64::ln(n as f64);
@@ -300,10 +318,19 @@ fn small_ln_factorials() -> &'static [f64; 20] {
     })
 }
 
-fn ln_factorial(k: f64) -> f64 {
+/// A whole number ≥ 0. A round trip through an integer, because `floor` is a library call on the
+/// baseline x86-64 target and this is asked several times per template and minute.
+pub(crate) fn is_whole(x: f64) -> bool {
+    (0.0..9.0e15).contains(&x) && (x as u64) as f64 == x
+}
+
+/// ln(k!): exact from the table for whole k, Stirling above it.
+pub(crate) fn ln_factorial(k: f64) -> f64 {
     if k < 20.0 {
         // Non-integer counts (scaled by the overdispersion) use the factorial of their floor.
-        small_ln_factorials()[k.max(0.0) as usize]
+        ln_factorials()[k.max(0.0) as usize]
+    } else if k < TABLED_FACTORIALS as f64 && is_whole(k) {
+        ln_factorials()[k as usize]
     } else {
         // Stirling with the 1/(12k) correction: error below 1e-6 here.
         k * k.ln() - k + 0.5 * (2.0 * std::f64::consts::PI * k).ln() + 1.0 / (12.0 * k)

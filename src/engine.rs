@@ -16,7 +16,7 @@ use crate::safe_text::SafeText;
 use crate::source_window::SourceWindow;
 use crate::template::{Miner, TemplateId};
 use crate::window::{Extractor, Observation, Observations, Signal, SignalClass};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Event-time minutes after which an entity's silent series is forgotten.
@@ -48,8 +48,7 @@ pub struct EngineOptions {
     pub tail_lines: usize,
     /// VPC Flow Logs custom formats by log group.
     pub flow_formats: Vec<(String, crate::parse::FlowFormat)>,
-    /// Score each source's minutes with the isolation forest too (its crate cannot be seeded, so
-    /// runs that must repeat exactly turn it off).
+    /// Score each source's minutes with the isolation forest too.
     pub forest: bool,
     /// Incidents a source may open in an hour before its threshold rises.
     pub alarms_per_hour: u32,
@@ -187,7 +186,10 @@ pub struct Engine {
     /// One numeric-series detector per metric source.
     metrics: HashMap<String, MetricSeries>,
     tracker: Tracker,
-    sources: BTreeMap<Arc<str>, SourceStats>,
+    /// In name order (the console lists them so), found through `source_index`: a hash lookup on
+    /// every line instead of string comparisons down a tree.
+    sources: Vec<SourceStats>,
+    source_index: foldhash::HashMap<Arc<str>, usize>,
     tail: VecDeque<TailLine>,
     clock_ms: i64,
     lines: u64,
@@ -214,7 +216,8 @@ impl Engine {
             detector: Detector::new(),
             metrics: HashMap::new(),
             tracker: Tracker::new(),
-            sources: BTreeMap::new(),
+            sources: Vec::new(),
+            source_index: foldhash::HashMap::default(),
             tail: VecDeque::new(),
             clock_ms: i64::MIN,
             lines: 0,
@@ -238,7 +241,7 @@ impl Engine {
                     self.detector.forget_idle(minute - SERIES_IDLE_MIN);
                 }
                 self.tracker.tick(now_ms);
-                for s in self.sources.values_mut() {
+                for s in &mut self.sources {
                     s.expire(now_ms);
                     s.score(now_ms, 0.0);
                     let lag_min = ((s.typical_lag_ms / 60_000.0).ceil() as i64)
@@ -256,10 +259,13 @@ impl Engine {
         let now = self.clock_ms;
         self.lines += 1;
         let mut out = Ingested::default();
-        let src = self
-            .sources
-            .entry(rec.group.clone())
-            .or_insert_with(|| SourceStats::new(&rec.group, self.opts.forest));
+        let at = match self.source_index.get(&rec.group) {
+            Some(&at) => at,
+            None => self.add_source(&rec.group),
+        };
+        let Some(src) = self.sources.get_mut(at) else {
+            return out;
+        };
         src.events += 1;
         src.newest_event_ms = src.newest_event_ms.max(rec.ts_ms);
         src.lag_ms = (rec.arrival_ms - rec.ts_ms).max(0);
@@ -393,7 +399,8 @@ impl Engine {
     /// raises that source's bar above the score, an "anomaly" label lowers a raised bar.
     pub fn feedback(&mut self, group: &str, score: f64, normal: bool) {
         let (base, now) = (self.opts.threshold, self.clock_ms);
-        if let Some(src) = self.sources.get_mut(group) {
+        let at = self.source_index.get(group).copied();
+        if let Some(src) = at.and_then(|at| self.sources.get_mut(at)) {
             if normal {
                 src.threshold.false_alarm(score, base, now);
             } else {
@@ -428,7 +435,19 @@ impl Engine {
     }
 
     pub fn sources(&self) -> impl Iterator<Item = &SourceStats> {
-        self.sources.values()
+        self.sources.iter()
+    }
+
+    /// Inserts a source in name order and returns its position.
+    fn add_source(&mut self, group: &Arc<str>) -> usize {
+        let at = self.sources.partition_point(|s| s.name.as_str() < &**group);
+        self.sources
+            .insert(at, SourceStats::new(group, self.opts.forest));
+        self.source_index.clear();
+        for (i, s) in self.sources.iter().enumerate() {
+            self.source_index.insert(Arc::from(s.name.as_str()), i);
+        }
+        at
     }
 
     pub fn tail(&self) -> &VecDeque<TailLine> {

@@ -1,5 +1,5 @@
 //! Are these minutes of a source unlike its recent ones as a whole? An extended isolation forest
-//! (`extended-isolation-forest`) over one feature vector per source and [`BLOCK_MIN`] minutes
+//! ([`crate::isolation`]) over one feature vector per source and [`BLOCK_MIN`] minutes
 //! (the issue's 5-minute view; per-minute averages, so a block reads like a minute): volume, error and
 //! warning shares, how many kinds of line, how many new kinds, and how much one kind dominates.
 //! Each feature alone can look ordinary while the combination is not (as many lines as usual, but
@@ -14,12 +14,12 @@
 //! and so do the edges of the training data), so the forest rarely says more than "one in a few
 //! hundred minutes": it is context, and the template scorers carry the strong evidence.
 //!
-//! The crate draws its own random numbers (`thread_rng`, no seed), so two runs over the same input
-//! give slightly different forests: scores agree within about ±0.01. Its evidence is context for
-//! the ensemble (it can lift a failure signal, never open an incident by itself), and
-//! `engine.forest = false` turns it off where exact repeatability matters.
+//! Each source's forests draw from one seeded generator, so the same lines give the same scores
+//! on every run. Its evidence is context for the ensemble (it can lift a failure signal, never
+//! open an incident by itself); `engine.forest = false` turns it off.
 
-use extended_isolation_forest::{Forest, ForestOptions};
+use crate::isolation::{IsolationForest, Options};
+use crate::rng::Rng;
 use std::collections::VecDeque;
 
 pub const FEATURES: usize = 6;
@@ -45,8 +45,13 @@ const TAIL_SHARE: f64 = 0.1;
 /// Blocks of history before the first training (two hours).
 const MIN_HISTORY_BLOCKS: usize = 24;
 const RETRAIN_BLOCKS: usize = HISTORY_BLOCKS;
-const TREES: usize = 64;
-const SAMPLE: usize = 64;
+const FOREST: Options = Options {
+    trees: 32,
+    sample: 32,
+    extension_level: 1,
+};
+/// Seed of every source's forests: fixed, so runs repeat exactly.
+const SEED: u64 = 0x5707_3f0e;
 /// Smallest surprise reported. Lower than the per-template bar
 /// ([`crate::ensemble::CONTEXT_MIN_SURPRISE`]): the forest makes one test per source and minute
 /// where the template scorers make one per template, so this keeps the false-context rates alike.
@@ -136,7 +141,7 @@ impl Unusual {
 }
 
 struct Trained {
-    forest: Forest<f64, FEATURES>,
+    forest: IsolationForest<FEATURES>,
     /// Upper tail of the training minutes' scores: above `tail_from` (the 90th percentile) they
     /// fall off exponentially with mean excess `tail_excess` (peaks over threshold with an
     /// exponential tail), which gives p-values beyond the largest score seen.
@@ -148,12 +153,24 @@ struct Trained {
 }
 
 /// One source's rolling forest.
-#[derive(Default)]
 pub struct MinuteForest {
     history: VecDeque<MinuteCounts>,
     trained: Option<Trained>,
     since_training: usize,
     block: MinuteCounts,
+    rng: Rng,
+}
+
+impl Default for MinuteForest {
+    fn default() -> Self {
+        MinuteForest {
+            history: VecDeque::new(),
+            trained: None,
+            since_training: 0,
+            block: MinuteCounts::default(),
+            rng: Rng::new(SEED),
+        }
+    }
 }
 
 impl std::fmt::Debug for MinuteForest {
@@ -184,7 +201,7 @@ impl MinuteForest {
             && (self.trained.is_none()
                 || self.since_training >= RETRAIN_BLOCKS.min(self.history.len() / 2))
         {
-            self.trained = train(&self.history);
+            self.trained = train(&self.history, &mut self.rng);
             self.since_training = 0;
         }
         verdict
@@ -202,15 +219,9 @@ impl MinuteForest {
     }
 }
 
-fn train(history: &VecDeque<MinuteCounts>) -> Option<Trained> {
+fn train(history: &VecDeque<MinuteCounts>, rng: &mut Rng) -> Option<Trained> {
     let data: Vec<[f64; FEATURES]> = history.iter().map(MinuteCounts::features).collect();
-    let opts = ForestOptions {
-        n_trees: TREES,
-        sample_size: SAMPLE.min(data.len()),
-        max_tree_depth: None,
-        extension_level: 1,
-    };
-    let forest = Forest::from_slice(&data, &opts).ok()?;
+    let forest = IsolationForest::train(&data, &FOREST, rng)?;
     let step = data.len().div_ceil(CALIBRATION_SAMPLE).max(1);
     let mut scores: Vec<f64> = data.iter().step_by(step).map(|v| forest.score(v)).collect();
     scores.sort_by(f64::total_cmp);

@@ -30,7 +30,8 @@
 //! | [`detect`] | scores each observation 0..1 against the series' own or its population's baseline, with an explanation |
 //! | [`source_window`] | per-source windows by event-time minute (lines per template, levels, new kinds) scored when each minute completes: template rate, changepoint, isolation forest |
 //! | [`changepoint`] | Bayesian online changepoint detection on a count series (a template's lines per minute) |
-//! | [`forest`] | extended isolation forest over each source's minute feature vectors, retrained on a rolling baseline |
+//! | [`forest`] | each source's 5-minute feature vectors judged by an isolation forest retrained on a rolling baseline |
+//! | [`isolation`] | seeded extended isolation forest in one flat node array |
 //! | [`ensemble`] | one scale for all scorers, failure signals lifted by source context, per-source thresholds that adapt to false alarms |
 //! | [`series`] | online detector for one numeric series (metrics, CSV `timestamp,value`): multi-scale robust deviations judged against the series' own extremes |
 //! | [`trail`] | unsupervised per-event CloudTrail scorer: novelty per principal, denied-call bursts, sensitive and log-tampering calls, user-agent novelty; explained |
@@ -44,14 +45,15 @@
 //! | [`logging`] | the file log (stdout belongs to the console) |
 //! | [`owner_only`] | creates the store's and the log's files and directory readable by their owner only |
 //! | [`timefmt`] | UTC time formatting |
+//! | [`rng`] | seeded random numbers and platform-stable math (simulator, isolation forest) |
 //! | [`cli`] | command-line modes |
 //!
 //! ## Determinism
 //!
 //! The engine reads no clock: its time is the arrival time of the records it is fed, so live,
-//! replay and evaluation runs over the same records give the same scores. The one exception is
-//! the isolation forest, whose crate draws unseeded random numbers: its context scores agree
-//! within about ±0.01 between runs, and `engine.forest = false` makes runs repeat exactly. The simulator's randomness comes from one seed (`demo.seed` in the config, `--seed`).
+//! replay and evaluation runs over the same records give the same scores. The isolation forest
+//! draws from a generator with a fixed seed. The simulator's randomness comes from one seed
+//! (`demo.seed` in the config, `--seed`).
 
 pub mod aws;
 pub mod bench;
@@ -65,12 +67,14 @@ pub mod eval;
 pub mod files;
 pub mod forest;
 pub mod incident;
+pub mod isolation;
 pub mod live;
 pub mod logging;
 pub mod novelty;
 pub mod owner_only;
 pub mod parse;
 pub mod record;
+pub mod rng;
 pub mod safe_text;
 pub mod series;
 pub mod sim;

@@ -42,7 +42,13 @@ struct Position {
 struct TemplateValues {
     seen: u64,
     positions: Vec<Position>,
+    /// Every position of its last line was open: nothing left to learn, so its lines skip
+    /// extracting values (checked again now and then, in case the template widened).
+    settled: bool,
 }
+
+/// A settled template's lines are looked at again once in this many.
+const SETTLED_RECHECK: u64 = 256;
 
 /// One source's novelty state; the engine keeps it with the source's other counters, so no
 /// extra lookup is paid per line.
@@ -76,7 +82,11 @@ impl SourceNovelty {
         }
         let t = self.templates.entry(template).or_default();
         t.seen += 1;
+        if t.settled && !t.seen.is_multiple_of(SETTLED_RECHECK) {
+            return None;
+        }
         let values = parameters();
+        let width = values.len().min(MAX_POSITIONS);
         let judged = t.seen > POSITION_WARMUP && warm;
         let mut novel = false;
         for (i, v) in values.into_iter().take(MAX_POSITIONS).enumerate() {
@@ -95,6 +105,7 @@ impl SourceNovelty {
             novel |= judged;
             p.values.insert(v);
         }
+        t.settled = t.positions.iter().take(width).all(|p| p.open);
         novel.then_some(Novel::Value)
     }
 }

@@ -48,7 +48,7 @@ fn demo_first_incident_screen() {
         .map(|i| i.onset_ms)
         .min()
         .unwrap();
-    let mut engine = Engine::new(repeatable());
+    let mut engine = Engine::new(EngineOptions::default());
     let mut names = Interner::default();
     for ev in scenario
         .events
@@ -69,7 +69,7 @@ fn demo_first_incident_screen() {
 
 #[test]
 fn help_screen_lists_the_keys() {
-    let mut app = app_for(Engine::new(repeatable()));
+    let mut app = app_for(Engine::new(EngineOptions::default()));
     app.update(Action::ToggleHelp, 0);
     let s = screen(&app, 100, 30);
     for (key, _) in view::HELP {
@@ -129,7 +129,7 @@ fn assert_inert(what: &str, bytes: &[u8]) {
 fn hostile_text_is_inert_on_screen_in_store_and_log() {
     let dir = tempfile::tempdir().unwrap();
     let guard = stormwatch::logging::init(dir.path()).unwrap();
-    let mut engine = Engine::new(repeatable());
+    let mut engine = Engine::new(EngineOptions::default());
     for r in hostile_records() {
         engine.ingest(r);
     }
@@ -186,7 +186,7 @@ fn hostile_text_is_inert_on_screen_in_store_and_log() {
 
 #[test]
 fn sources_pane_shows_the_live_readers_counters() {
-    let mut engine = Engine::new(repeatable());
+    let mut engine = Engine::new(EngineOptions::default());
     let mut names = Interner::default();
     for i in 0..30 {
         engine.ingest(Record {
@@ -244,13 +244,4 @@ fn sources_pane_shows_the_live_readers_counters() {
     );
     assert!(s.contains("lambda/orders"), "{s}");
     insta::assert_snapshot!(s);
-}
-
-/// Engine options for snapshots: the isolation forest's crate cannot be seeded, and a snapshot
-/// must repeat exactly (the forest has its own tests in the library).
-fn repeatable() -> EngineOptions {
-    EngineOptions {
-        forest: false,
-        ..EngineOptions::default()
-    }
 }

@@ -6,11 +6,6 @@ mod common;
 #[test]
 fn replay_of_written_demo_matches_the_live_engine() {
     let dir = tempfile::tempdir().unwrap();
-    // The isolation forest's crate draws unseeded random numbers; the config switch that makes
-    // runs repeat exactly is what an operator comparing runs would use too.
-    let config_dir = dir.path().join("config").join("stormwatch");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::write(config_dir.join("config.toml"), "[engine]\nforest = false\n").unwrap();
     let out_dir = dir.path().join("scenario");
     let args = ["demo", "--seed", "11", "--baseline-hours", "1"];
     let written = common::json(&common::run(
