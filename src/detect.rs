@@ -83,7 +83,8 @@ pub struct Detector {
 
 #[derive(Debug, Default)]
 struct SignalSeries {
-    series: foldhash::HashMap<String, Series>,
+    // hashbrown for `entry_ref`: one lookup by a borrowed name, allocating only a new series' key.
+    series: hashbrown::HashMap<String, Series>,
     prior: Prior,
 }
 
@@ -109,17 +110,7 @@ impl Detector {
             series: by_entity,
             prior,
         } = &mut self.by_signal[at];
-        if !by_entity.contains_key(obs.entity.as_str()) {
-            by_entity.insert(obs.entity.clone(), Series::default());
-        }
-        let Some(series) = by_entity.get_mut(obs.entity.as_str()) else {
-            return Score {
-                score: 0.0,
-                observed: obs.value,
-                expected: 0.0,
-                window_min: 0,
-            };
-        };
+        let series = by_entity.entry_ref(obs.entity.as_str()).or_default();
         series.last_minute = series.last_minute.max(obs.minute);
         // Fold minutes that can no longer receive late events into the baseline.
         while let Some(&(m, v)) = series.open.front() {

@@ -11,7 +11,7 @@ use crate::safe_text::SafeText;
 use crate::template::TemplateId;
 use crate::window::Signal;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Minutes of event time a series may fall below the threshold and still continue its anomaly.
@@ -194,7 +194,22 @@ impl Incident {
 pub struct Tracker {
     pub anomalies: Vec<Anomaly>,
     pub incidents: Vec<Incident>,
-    open_anomaly: HashMap<(Signal, String), usize>,
+    /// Looked up on every crossing by a borrowed entity name ([`AnomalyKeyRef`]), so the hot path
+    /// allocates no key.
+    open_anomaly: hashbrown::HashMap<AnomalyKey, usize>,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct AnomalyKey(Signal, String);
+
+/// [`AnomalyKey`] borrowed: hashes the same (fields in order; a `&str` hashes as its `String`).
+#[derive(Hash)]
+struct AnomalyKeyRef<'a>(Signal, &'a str);
+
+impl hashbrown::Equivalent<AnomalyKey> for AnomalyKeyRef<'_> {
+    fn equivalent(&self, key: &AnomalyKey) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
 }
 
 /// What the tracker did with a crossing, for the caller to flag lines and persist incidents.
@@ -237,7 +252,7 @@ impl Tracker {
     ) -> bool {
         let open_anomaly = self
             .open_anomaly
-            .get(&(signal, entity.to_string()))
+            .get(&AnomalyKeyRef(signal, entity))
             .and_then(|&i| self.anomalies.get(i))
             .filter(|a| minute <= a.last_minute + ANOMALY_GAP_MIN)
             .and_then(|a| self.incidents.get(a.incident))
@@ -255,10 +270,9 @@ impl Tracker {
 
     /// Records a threshold crossing at engine time `now_ms`.
     pub fn hit(&mut self, h: Hit<'_>, now_ms: i64) -> Crossing {
-        let key = (h.signal, h.entity.to_string());
         let existing = self
             .open_anomaly
-            .get(&key)
+            .get(&AnomalyKeyRef(h.signal, h.entity))
             .copied()
             .filter(|&i| h.minute <= self.anomalies[i].last_minute + ANOMALY_GAP_MIN)
             .filter(|&i| {
@@ -266,11 +280,15 @@ impl Tracker {
                     .get(self.anomalies[i].incident)
                     .is_some_and(|inc| !inc.closed)
             });
+        // Whether the incident's keys or peak may change: a crossing that only repeats what its
+        // anomaly already showed (most of them, in a flood) leaves the incident's kind alone.
+        let mut changed = true;
         let idx = match existing {
             Some(i) => {
                 let a = &mut self.anomalies[i];
                 a.last_minute = a.last_minute.max(h.minute);
                 a.first_minute = a.first_minute.min(h.minute);
+                changed = h.score > a.peak_score;
                 if h.score >= a.peak_score {
                     a.peak_score = h.score;
                     a.observed = h.observed;
@@ -280,6 +298,7 @@ impl Tracker {
                 for l in h.links {
                     if !a.links.contains(l) && a.links.len() < 16 {
                         a.links.push(l.clone());
+                        changed = true;
                     }
                 }
                 i
@@ -304,7 +323,8 @@ impl Tracker {
                     context: Vec::new(),
                     incident: usize::MAX,
                 });
-                self.open_anomaly.insert(key, i);
+                self.open_anomaly
+                    .insert(AnomalyKey(h.signal, h.entity.to_string()), i);
                 i
             }
         };
@@ -332,7 +352,7 @@ impl Tracker {
             a.context.sort_by(|x, y| y.score.total_cmp(&x.score));
             a.context.truncate(MAX_CONTEXT);
         }
-        let (incident, new_incident) = self.attach(idx, now_ms);
+        let (incident, new_incident) = self.attach(idx, now_ms, changed);
         Crossing {
             anomaly: idx as AnomalyId,
             incident: self.incidents[incident].id,
@@ -342,8 +362,14 @@ impl Tracker {
 
     /// Joins anomaly `idx` to an open incident that shares a key, or opens one; returns the
     /// incident's index and whether it is new.
-    fn attach(&mut self, idx: usize, now_ms: i64) -> (usize, bool) {
+    fn attach(&mut self, idx: usize, now_ms: i64, changed: bool) -> (usize, bool) {
         let a = &self.anomalies[idx];
+        if !changed && let Some(inc) = self.incidents.get_mut(a.incident) {
+            inc.last_activity_ms = now_ms;
+            inc.first_event_ms = inc.first_event_ms.min(a.first_minute * 60_000);
+            inc.last_event_ms = inc.last_event_ms.max(a.last_minute * 60_000 + 59_999);
+            return (a.incident, false);
+        }
         let keys: Vec<String> = std::iter::once(a.entity.clone())
             .chain(a.links.iter().cloned())
             .filter(|k| !k.is_empty() && k != "-")

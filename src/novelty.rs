@@ -62,12 +62,12 @@ impl SourceNovelty {
     /// Whether this line is novel for its source. `first_of_template` says the miner has just
     /// created its template; `parameters` gives the values at the template's variable positions
     /// and is called only for error and warning lines.
-    pub fn observe(
+    pub fn observe<'a>(
         &mut self,
         template: TemplateId,
         first_of_template: bool,
         level: Level,
-        parameters: impl FnOnce() -> Vec<String>,
+        parameters: impl FnOnce() -> Vec<&'a str>,
     ) -> Option<Novel> {
         self.lines += 1;
         let warm = self.lines > WARMUP_LINES;
@@ -94,7 +94,7 @@ impl SourceNovelty {
                 t.positions.resize_with(i + 1, Position::default);
             }
             let p = &mut t.positions[i];
-            if p.open || p.values.contains(&v) {
+            if p.open || p.values.contains(v) {
                 continue;
             }
             if p.values.len() >= MAX_CATEGORIES {
@@ -103,7 +103,7 @@ impl SourceNovelty {
                 continue;
             }
             novel |= judged;
-            p.values.insert(v);
+            p.values.insert(v.to_string());
         }
         t.settled = t.positions.iter().take(width).all(|p| p.open);
         novel.then_some(Novel::Value)
@@ -141,18 +141,14 @@ mod tests {
         // An error naming one of two endpoints, with a request id that is always new.
         for i in 0..200 {
             let endpoint = if i % 2 == 0 { "db-a:5432" } else { "db-b:5432" };
-            let got = n.observe(7, false, Level::Error, || {
-                vec![endpoint.to_string(), format!("req-{i}")]
-            });
+            let request = format!("req-{i}");
+            let got = n.observe(7, false, Level::Error, || vec![endpoint, request.as_str()]);
             if i > POSITION_WARMUP as usize + MAX_CATEGORIES + 2 {
                 assert_eq!(got, None, "line {i}");
             }
         }
         assert_eq!(
-            n.observe(7, false, Level::Error, || vec![
-                "db-c:5432".into(),
-                "req-x".into()
-            ]),
+            n.observe(7, false, Level::Error, || vec!["db-c:5432", "req-x"]),
             Some(Novel::Value)
         );
         // Info lines are not read at all.

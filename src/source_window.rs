@@ -23,9 +23,12 @@ pub const GRACE_MIN: i64 = 2;
 const MAX_TEMPLATES: usize = 300;
 /// Minutes a template needs before its own rate is trusted.
 const ESTABLISHED_MIN: u64 = 60;
-/// A template joins changepoint tracking at this rate (lines a minute) and leaves it well below.
-const CHANGEPOINT_ON_RATE: f64 = 1.0;
-const CHANGEPOINT_OFF_RATE: f64 = 0.1;
+/// A template joins changepoint tracking at this rate (lines a minute) and leaves it at half.
+/// Quieter templates cost as much to track and give little: within the changepoint's recent
+/// window a stop reaches the context bar only from about 3/min and a tripling from about 2/min,
+/// and a flood of a quiet template is the template-rate scorer's evidence anyway.
+const CHANGEPOINT_ON_RATE: f64 = 1.5;
+const CHANGEPOINT_OFF_RATE: f64 = 0.75;
 /// Smallest rate change a changepoint must show to be reported: busy logs drift all the time.
 const CHANGE_RATIO: f64 = 3.0;
 /// Half-life of a template's rate, minutes.

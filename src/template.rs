@@ -161,6 +161,10 @@ pub struct Miner {
     live: usize,
     #[serde(skip)]
     scratch: Tokens,
+    /// Address and length of the line `scratch` holds the tokens of, so asking for the parameters
+    /// of the line just mined (the engine's novelty check) does not tokenise it again.
+    #[serde(skip)]
+    scratch_line: (usize, usize),
     #[serde(skip)]
     cells: Vec<u64>,
 }
@@ -550,6 +554,7 @@ impl Miner {
         let cid = self.find_coarse(line, &toks);
         let id = self.assign(cid as usize, line, &toks);
         self.scratch = toks;
+        self.scratch_line = (line.as_ptr() as usize, line.len());
         id
     }
 
@@ -746,9 +751,14 @@ impl Miner {
     }
 
     /// The values at the template's variable positions for this line (for token-value signals).
-    pub fn parameters(&self, id: TemplateId, line: &str) -> Vec<String> {
-        let mut toks = Tokens::default();
-        tokenize(line, &mut toks);
+    pub fn parameters<'a>(&self, id: TemplateId, line: &'a str) -> Vec<&'a str> {
+        let mut own = Tokens::default();
+        let toks = if self.scratch_line == (line.as_ptr() as usize, line.len()) {
+            &self.scratch
+        } else {
+            tokenize(line, &mut own);
+            &own
+        };
         let pieces = &toks.pieces;
         let Some(c) = self.templates.get(self.root(id) as usize) else {
             return Vec::new();
@@ -757,14 +767,14 @@ impl Miner {
             return pieces
                 .iter()
                 .filter(|p| p.var)
-                .map(|p| text(line, p).to_string())
+                .map(|p| text(line, p))
                 .collect();
         }
         c.tokens
             .iter()
             .zip(pieces)
             .filter(|(t, _)| t.is_none())
-            .map(|(_, p)| text(line, p).to_string())
+            .map(|(_, p)| text(line, p))
             .collect()
     }
 }
@@ -861,7 +871,7 @@ mod tests {
         assert_eq!(m.template(id), "Took <*> to build instance <*>");
         assert_eq!(
             m.parameters(id, "Took 0.3 seconds to build instance 12"),
-            vec!["0.3 seconds".to_string(), "12".to_string()]
+            vec!["0.3 seconds", "12"]
         );
         let kv = m.mine("acquire lock=42, uid=1000");
         assert_eq!(
