@@ -129,7 +129,11 @@ impl Detector {
                 window_min: 0,
             };
         }
-        let pos = series.open.iter().position(|(m, _)| *m >= obs.minute);
+        // Open minutes are in order and nearly every line is for the newest: search from the back.
+        let pos = match series.open.iter().rposition(|(m, _)| *m < obs.minute) {
+            Some(i) => (i + 1 < series.open.len()).then_some(i + 1),
+            None => (!series.open.is_empty()).then_some(0),
+        };
         let current = match pos {
             Some(i) if series.open[i].0 == obs.minute => {
                 let slot = &mut series.open[i].1;
@@ -166,7 +170,9 @@ impl Detector {
             let five: f64 = series
                 .open
                 .iter()
-                .filter(|(m, _)| *m > obs.minute - 5 && *m <= obs.minute)
+                .rev()
+                .skip_while(|(m, _)| *m > obs.minute)
+                .take_while(|(m, _)| *m > obs.minute - 5)
                 .map(|(_, v)| v)
                 .sum();
             let s1 = count_surprise(current, lambda);

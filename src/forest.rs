@@ -157,6 +157,8 @@ pub struct MinuteForest {
     history: VecDeque<MinuteCounts>,
     trained: Option<Trained>,
     since_training: usize,
+    /// Blocks of history the current forest was trained on.
+    trained_on: usize,
     block: MinuteCounts,
     rng: Rng,
 }
@@ -167,6 +169,7 @@ impl Default for MinuteForest {
             history: VecDeque::new(),
             trained: None,
             since_training: 0,
+            trained_on: 0,
             block: MinuteCounts::default(),
             rng: Rng::new(SEED),
         }
@@ -197,11 +200,16 @@ impl MinuteForest {
             self.history.pop_front();
         }
         self.since_training += 1;
-        if self.history.len() >= MIN_HISTORY_BLOCKS
-            && (self.trained.is_none()
-                || self.since_training >= RETRAIN_BLOCKS.min(self.history.len() / 2))
-        {
+        let due = match self.trained {
+            None => self.history.len() >= MIN_HISTORY_BLOCKS,
+            // Once the history is full it cannot double: the six-hour cadence takes over.
+            Some(_) => {
+                self.history.len() >= 2 * self.trained_on || self.since_training >= RETRAIN_BLOCKS
+            }
+        };
+        if due {
             self.trained = train(&self.history, &mut self.rng);
+            self.trained_on = self.history.len();
             self.since_training = 0;
         }
         verdict
@@ -378,6 +386,20 @@ mod tests {
             let named: Vec<usize> = u.features.iter().map(|x| x.0).collect();
             assert!(named.contains(&1), "error share not named: {}", u.explain());
         }
+    }
+
+    #[test]
+    fn retrains_after_two_hours_when_the_history_doubles_then_every_six_hours() {
+        let mut f = MinuteForest::default();
+        let mut trainings = Vec::new();
+        for i in 0..(24 * 60) {
+            f.observe(ordinary(i));
+            if f.is_trained() && f.since_training == 0 && f.block.minutes == 0 {
+                trainings.push(f.history.len());
+            }
+        }
+        // Blocks of history at each training: 2 h, 4 h, then a full 6 h every 6 h.
+        assert_eq!(trainings, vec![24, 48, 72, 72, 72], "{trainings:?}");
     }
 
     #[test]
