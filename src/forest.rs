@@ -52,10 +52,12 @@ const FOREST: Options = Options {
 };
 /// Seed of every source's forests: fixed, so runs repeat exactly.
 const SEED: u64 = 0x5707_3f0e;
-/// Smallest surprise reported. Lower than the per-template bar
-/// ([`crate::ensemble::CONTEXT_MIN_SURPRISE`]): the forest makes one test per source and minute
-/// where the template scorers make one per template, so this keeps the false-context rates alike.
-pub const MIN_SURPRISE: f64 = 3.0;
+/// Smallest surprise reported (p < 1 %). Lower than the per-template bar
+/// ([`crate::ensemble::CONTEXT_MIN_SURPRISE`]): the forest makes one test per source and five
+/// minutes where the template scorers make one per template and minute, and its scores
+/// saturate: an error storm a hundred times the usual volume scores about 2.4 here, no more
+/// than a far smaller flood, so a higher bar would leave it mute.
+pub const MIN_SURPRISE: f64 = 2.0;
 /// A minute whose every feature lies within this many spreads of its mean sits in the dense
 /// middle of the training data, where no tree isolates it early; it is not scored, which spares
 /// the forest's cost on most minutes.
@@ -215,13 +217,6 @@ impl MinuteForest {
         verdict
     }
 
-    /// The current forest's isolation score for a minute (higher isolates faster), if trained.
-    pub fn isolation(&self, minute: &MinuteCounts) -> Option<f64> {
-        self.trained
-            .as_ref()
-            .map(|t| t.forest.score(&minute.features()))
-    }
-
     pub fn is_trained(&self) -> bool {
         self.trained.is_some()
     }
@@ -266,6 +261,16 @@ fn feature_z(t: &Trained, shown: &[f64; FEATURES]) -> [f64; FEATURES] {
     z
 }
 
+/// −log10 P(score ≥ isolation) under the tail fit: share of the tail × exp(−excess / mean
+/// excess); 0 below the tail.
+fn surprise(t: &Trained, isolation: f64) -> f64 {
+    if isolation <= t.tail_from {
+        return 0.0;
+    }
+    let ln_p = TAIL_SHARE.ln() - (isolation - t.tail_from) / t.tail_excess;
+    -ln_p / std::f64::consts::LN_10
+}
+
 fn judge(t: &Trained, minute: &MinuteCounts) -> Option<Unusual> {
     let shown = minute.shown();
     let z = feature_z(t, &shown);
@@ -273,12 +278,7 @@ fn judge(t: &Trained, minute: &MinuteCounts) -> Option<Unusual> {
         return None;
     }
     let isolation = t.forest.score(&minute.features());
-    if isolation <= t.tail_from {
-        return None;
-    }
-    // P(score ≥ isolation) = share of the tail × exp(−excess / mean excess).
-    let ln_p = TAIL_SHARE.ln() - (isolation - t.tail_from) / t.tail_excess;
-    let surprise = -ln_p / std::f64::consts::LN_10;
+    let surprise = surprise(t, isolation);
     if surprise < MIN_SURPRISE {
         return None;
     }
@@ -345,20 +345,21 @@ mod tests {
         }
         assert!(f.is_trained());
         let mut flagged = 0;
-        let mut most_isolated: f64 = 0.0;
+        let mut most_surprising: f64 = 0.0;
         let mut block = MinuteCounts::default();
         for i in 1000..1300 {
             block.add(&ordinary(i));
             if block.minutes == BLOCK_MIN {
                 let b = std::mem::take(&mut block);
-                most_isolated = most_isolated.max(f.isolation(&b).unwrap_or(1.0));
+                let t = f.trained.as_ref().expect("trained");
+                most_surprising = most_surprising.max(surprise(t, t.forest.score(&b.features())));
             }
             if f.observe(ordinary(i)).is_some() {
                 flagged += 1;
             }
         }
-        // About one in 300 by calibration; the forest's own draws make it vary.
-        assert!(flagged <= 3, "{flagged} ordinary minutes flagged");
+        // About one block in a hundred by calibration.
+        assert!(flagged <= 2, "{flagged} of 60 ordinary blocks flagged");
         let flood = MinuteCounts {
             minutes: 1,
             lines: 900,
@@ -372,20 +373,28 @@ mod tests {
         for _ in 0..BLOCK_MIN {
             flood_block.add(&flood);
         }
-        let flood_isolation = f.isolation(&flood_block).unwrap_or(0.0);
+        let t = f.trained.as_ref().expect("trained");
+        let flood_surprise = surprise(t, t.forest.score(&flood_block.features()));
+        // Isolation scores saturate (a far outlier and the edge of the training data both
+        // isolate in a few cuts), so the forest ranks the flood above every ordinary block but
+        // calls it only about one in a few hundred: context, not proof.
         assert!(
-            flood_isolation > most_isolated,
-            "flood {flood_isolation} vs ordinary {most_isolated}"
+            flood_surprise > most_surprising && flood_surprise > 2.0,
+            "flood {flood_surprise} vs ordinary {most_surprising}"
         );
-        // Flagged in nearly every run (the forest's draws decide the last decimals); when it
-        // is, the explanation names what changed.
-        for _ in 1..BLOCK_MIN {
-            f.observe(flood);
-        }
-        if let Some(u) = f.observe(flood) {
-            let named: Vec<usize> = u.features.iter().map(|x| x.0).collect();
-            assert!(named.contains(&1), "error share not named: {}", u.explain());
-        }
+        // When a block is flagged, the explanation names what changed.
+        let storm = MinuteCounts {
+            minutes: BLOCK_MIN,
+            lines: 40_000,
+            errors: 39_000,
+            warnings: 0,
+            kinds: 200,
+            new_kinds: 150,
+            top_kind: 38_000,
+        };
+        let u = judge(t, &storm).expect("an error storm of new kinds is flagged");
+        let named: Vec<usize> = u.features.iter().map(|x| x.0).collect();
+        assert!(named.contains(&1), "error share not named: {}", u.explain());
     }
 
     #[test]
