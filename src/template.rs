@@ -751,6 +751,8 @@ impl Miner {
     }
 
     /// The values at the template's variable positions for this line (for token-value signals).
+    /// The tokens of the line just mined are reused when `line` is that same slice (same address
+    /// and length, as in the engine); any other line is tokenised again.
     pub fn parameters<'a>(&self, id: TemplateId, line: &'a str) -> Vec<&'a str> {
         let mut own = Tokens::default();
         let toks = if self.scratch_line == (line.as_ptr() as usize, line.len()) {
