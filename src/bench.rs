@@ -133,7 +133,7 @@ pub fn templates(
 /// Paired runs of the cost comparison. The machine's speed drifts between runs (shared cores), so
 /// each engine run is compared with the parse + template run just before it and the median of
 /// those ratios is reported.
-const COST_RUNS: usize = 7;
+const COST_RUNS: usize = 11;
 
 /// Best-of-runs lines/s of parse + template and of the whole engine over the same records, fed
 /// the same way (each repetition shifted in time so the engine sees a continuing account, not the
