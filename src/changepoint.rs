@@ -80,7 +80,8 @@ impl Bocpd {
     /// is read and nothing is allocated once the series has [`MAX_RUN`] slots.
     pub fn observe(&mut self, count: f64) -> Change {
         let x = count.max(0.0);
-        let ln_x_fact = if is_whole(x) {
+        let whole = is_whole(x);
+        let ln_x_fact = if whole {
             ln_factorial(x)
         } else {
             ln_gamma(x + 1.0)
@@ -94,7 +95,6 @@ impl Bocpd {
         }
         let last = self.probs.len() - 1;
         let mut longest_best = -1.0;
-        let whole = is_whole(x);
         for i in (0..n).rev() {
             let shape = PRIOR_SHAPE + self.sums[i];
             let rate = PRIOR_RATE + self.spans[i];

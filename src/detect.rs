@@ -129,11 +129,9 @@ impl Detector {
                 window_min: 0,
             };
         }
-        // Open minutes are in order and nearly every line is for the newest: search from the back.
-        let pos = match series.open.iter().rposition(|(m, _)| *m < obs.minute) {
-            Some(i) => (i + 1 < series.open.len()).then_some(i + 1),
-            None => (!series.open.is_empty()).then_some(0),
-        };
+        // Open minutes are in order: the first at or after this one.
+        let at = series.open.partition_point(|(m, _)| *m < obs.minute);
+        let pos = (at < series.open.len()).then_some(at);
         let current = match pos {
             Some(i) if series.open[i].0 == obs.minute => {
                 let slot = &mut series.open[i].1;

@@ -68,7 +68,7 @@ impl<const N: usize> IsolationForest<N> {
             rng,
             max_depth,
             nonzero: (opts.extension_level + 1).min(N),
-            axes: (0..N).collect(),
+            axes: std::array::from_fn(|d| d),
         };
         for _ in 0..opts.trees {
             // Partial Fisher–Yates: the first `sample` entries become a uniform sample.
@@ -115,7 +115,7 @@ struct Grower<'a, const N: usize> {
     rng: &'a mut Rng,
     max_depth: usize,
     nonzero: usize,
-    axes: Vec<usize>,
+    axes: [usize; N],
 }
 
 impl<const N: usize> Grower<'_, N> {
