@@ -959,6 +959,7 @@ pub fn headless_report(engine: &Engine, title: &str) -> serde_json::Value {
                 "signals": i.anomalies.iter().filter_map(|id| engine.anomalies().get(*id as usize)).map(|a| serde_json::json!({
                     "signal": a.signal, "entity": a.entity, "score": a.peak_score,
                     "observed": a.observed, "expected": a.expected, "why": a.explain(),
+                    "forecast_band": a.forecast.map(|f| [f.lower, f.upper]),
                 })).collect::<Vec<_>>(),
             })
         })

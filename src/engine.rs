@@ -30,6 +30,9 @@ const METRIC_WARMUP_BASELINES: usize = 2;
 
 struct MetricSeries {
     detector: crate::series::Detector,
+    /// What this time of day and trend predict; shown as the expected value, never a vote
+    /// (see [`crate::forecast`] for why).
+    forecast: crate::forecast::Forecaster,
     typical: f64,
     samples: usize,
     first_ms: i64,
@@ -314,10 +317,10 @@ impl Engine {
         let mut line_score: f64 = 0.0;
         let base = self.opts.threshold;
         for o in obs.as_slice() {
-            let mut s = if o.signal == Signal::Metric {
+            let (mut s, forecast) = if o.signal == Signal::Metric {
                 score_metric(&mut self.metrics, base, o, rec.ts_ms)
             } else {
-                self.detector.observe(o)
+                (self.detector.observe(o), None)
             };
             let failure = o.signal.class() == SignalClass::Failure;
             if failure
@@ -358,6 +361,7 @@ impl Engine {
                         sample: &rec.text,
                         template,
                         context: &context,
+                        forecast,
                     },
                     now,
                 );
@@ -473,24 +477,26 @@ impl Engine {
 
 /// Scores a metric sample with its series' detector. The series detector decides at its own
 /// threshold; its score is mapped so that threshold lands on the engine's, keeping one
-/// meaning of "over the line" across the console. The expected value shown is the series'
-/// recent typical level.
+/// meaning of "over the line" across the console. The expected value shown is the seasonal
+/// forecast for this sample once there is one, the series' recent typical level before.
 fn score_metric(
     metrics: &mut HashMap<String, MetricSeries>,
     engine_threshold: f64,
     o: &Observation,
     ts_ms: i64,
-) -> crate::detect::Score {
+) -> (crate::detect::Score, Option<crate::forecast::Deviation>) {
     let m = metrics
         .entry(o.entity.clone())
         .or_insert_with(|| MetricSeries {
             detector: crate::series::Detector::new(crate::series::Config::default()),
+            forecast: crate::forecast::Forecaster::new(),
             typical: o.value,
             samples: 0,
             first_ms: ts_ms,
         });
     m.samples += 1;
     let mut raw = m.detector.observe(ts_ms, o.value);
+    let forecast = m.forecast.observe(o.value, m.detector.period_rows());
     // Until a series has two baselines behind it (two days at 5-minute steps), its own
     // extremes are not known yet and the detector judges fresh statistics against a fixed
     // floor (NAB scoring calls this the probationary period): scores show, nothing pages.
@@ -501,7 +507,7 @@ fn score_metric(
     if m.samples < METRIC_WARMUP_BASELINES * cfg.baseline_rows || ts_ms - m.first_ms < routine_ms {
         raw = raw.min(crate::series::THRESHOLD * 0.98);
     }
-    let expected = m.typical;
+    let expected = forecast.map_or(m.typical, |d| d.expected);
     m.typical += METRIC_TYPICAL_ALPHA * (o.value - m.typical);
     let t = engine_threshold;
     let half = crate::series::THRESHOLD;
@@ -510,12 +516,13 @@ fn score_metric(
     } else {
         raw / half * t * 0.98
     };
-    crate::detect::Score {
+    let s = crate::detect::Score {
         score: score.clamp(0.0, 1.0),
         observed: o.value,
         expected,
         window_min: 0,
-    }
+    };
+    (s, forecast)
 }
 
 #[cfg(test)]

@@ -121,6 +121,8 @@ pub struct Anomaly {
     /// Source-wide evidence around its crossings (template rates, changepoints, the isolation
     /// forest), strongest first: the ensemble's other contributors.
     pub context: Vec<crate::ensemble::Evidence>,
+    /// A metric's seasonal forecast at its peak crossing.
+    pub forecast: Option<crate::forecast::Deviation>,
     /// Index of its incident in [`Tracker::incidents`].
     pub incident: usize,
 }
@@ -128,7 +130,18 @@ pub struct Anomaly {
 impl Anomaly {
     /// "412 ssh auth failures in 5 min from 45.83.12.7 (expected 9)".
     pub fn explain(&self) -> String {
-        if self.signal == Signal::Metric {
+        if let (Signal::Metric, Some(f)) = (self.signal, self.forecast) {
+            format!(
+                "{} at {}, forecast {} for this time of day ({:.0} % band {} to {}, {:+.1} sd)",
+                self.entity,
+                short_number(self.observed),
+                short_number(f.expected),
+                crate::forecast::LEVEL * 100.0,
+                short_number(f.lower),
+                short_number(f.upper),
+                f.z
+            )
+        } else if self.signal == Signal::Metric {
             format!(
                 "{} at {} (typically {}), outside its usual pattern",
                 self.entity,
@@ -233,6 +246,8 @@ pub struct Hit<'a> {
     pub template: TemplateId,
     /// The source's context evidence at the crossing.
     pub context: &'a [crate::ensemble::Evidence],
+    /// A metric's seasonal forecast for the crossing sample.
+    pub forecast: Option<crate::forecast::Deviation>,
 }
 
 impl Tracker {
@@ -294,6 +309,7 @@ impl Tracker {
                     a.observed = h.observed;
                     a.expected = h.expected;
                     a.window_min = h.window_min;
+                    a.forecast = h.forecast;
                 }
                 for l in h.links {
                     if !a.links.contains(l) && a.links.len() < 16 {
@@ -321,6 +337,7 @@ impl Tracker {
                     samples: Vec::new(),
                     templates: BTreeMap::new(),
                     context: Vec::new(),
+                    forecast: h.forecast,
                     incident: usize::MAX,
                 });
                 self.open_anomaly

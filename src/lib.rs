@@ -33,6 +33,7 @@
 //! | [`forest`] | each source's 5-minute feature vectors judged by an isolation forest retrained on a rolling baseline |
 //! | [`isolation`] | seeded extended isolation forest in one flat node array |
 //! | [`ensemble`] | one scale for all scorers, failure signals lifted by source context, per-source thresholds that adapt to false alarms |
+//! | [`forecast`] | a metric's seasonal forecast (augurs MSTL + AutoETS) with a self-calibrated band: the expected value an incident shows |
 //! | [`series`] | online detector for one numeric series (metrics, CSV `timestamp,value`): multi-scale robust deviations judged against the series' own extremes |
 //! | [`trail`] | unsupervised per-event CloudTrail scorer: novelty per principal, denied-call bursts, sensitive and log-tampering calls, user-agent novelty; explained |
 //! | [`incident`] | threshold crossings → anomalies → incidents linked by entity, instance, IP, user or access key |
@@ -65,6 +66,7 @@ pub mod engine;
 pub mod ensemble;
 pub mod eval;
 pub mod files;
+pub mod forecast;
 pub mod forest;
 pub mod incident;
 pub mod isolation;

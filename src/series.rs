@@ -297,6 +297,11 @@ impl Detector {
         }
     }
 
+    /// The series' day in rows, once its sampling step is known.
+    pub fn period_rows(&self) -> Option<usize> {
+        self.season_rows.map(|(period, _)| period)
+    }
+
     pub fn config(&self) -> &Config {
         &self.cfg
     }

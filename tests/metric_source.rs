@@ -1,6 +1,7 @@
 //! A metric source (CSV `timestamp,value`) goes through the same engine as logs: a daily-patterned
 //! series with one two-hour surge opens exactly one incident, at the surge, naming the series; a
-//! row that is not a sample is counted as rejected.
+//! row that is not a sample is counted as rejected. The expected value shown is the seasonal
+//! forecast for that time of day, not the surge's own level.
 
 mod common;
 
@@ -73,7 +74,21 @@ fn a_metric_surge_opens_one_incident_on_the_logs_timeline() {
         first >= from && first < to,
         "opened inside the surge: {inc}"
     );
-    let why = inc["signals"][0]["why"].as_str().unwrap();
+    let signal = &inc["signals"][0];
+    let why = signal["why"].as_str().unwrap();
     assert!(why.starts_with("rds_cpu at "), "{why}");
+    assert!(why.contains("forecast"), "{why}");
+    let observed = signal["observed"].as_f64().unwrap();
+    let expected = signal["expected"].as_f64().unwrap();
+    let band = signal["forecast_band"].as_array().expect("a forecast band");
+    let (lower, upper) = (band[0].as_f64().unwrap(), band[1].as_f64().unwrap());
+    // The wave spans 25..55 and the surge adds 45: the forecast follows the wave, and the
+    // surge lies above its band.
+    assert!((20.0..60.0).contains(&expected), "{signal}");
+    assert!(
+        lower < expected && expected < upper && observed > upper,
+        "{signal}"
+    );
+    assert!(observed - expected > 25.0, "{signal}");
     assert_eq!(doc["sources"][0]["name"], "metric:rds_cpu");
 }
