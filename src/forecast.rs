@@ -23,10 +23,10 @@
 //! It has no vote on paging, because every voting role measured lowered detection quality on
 //! NAB (standard profile, `stormwatch eval nab`, series detector alone: realAWSCloudwatch 74.8,
 //! realKnownCause 55.6):
-//! - as a veto (a detection inside the forecast's band, |z| < 3, does not page): 64.0 and 26.1;
+//! - as a veto (a detection inside the calibrated band, |z| < 3, does not page): 58.8 and 21.2;
 //!   real incidents often lie inside a band that a noisy day has widened;
-//! - as a second detector (|z| ≥ 8 pages too): 43.7 and −192; even at |z| ≥ 16: 66.6 and 55.7.
-//!   Forecast errors are heavy-tailed (level shifts, bursty CPU), so its tails are not
+//! - as a second detector (|z| ≥ 6 pages too): −65.8 and −237; even at |z| ≥ 10: 11.1 and
+//!   −33.4. Forecast errors are heavy-tailed (level shifts, bursty CPU), so its tails are not
 //!   calibrated enough to page on, where the series detector judges each statistic against the
 //!   series' own extremes.
 
