@@ -286,8 +286,11 @@ impl Parser {
                     self.flow_formats.insert(group.to_string(), header);
                     return Ok(None);
                 }
-                let fmt = self.flow_formats.get(group).cloned().unwrap_or_default();
-                vpc::parse(text, &fmt).map(Some)
+                let fmt = self
+                    .flow_formats
+                    .get(group)
+                    .unwrap_or_else(|| FlowFormat::default_v2());
+                vpc::parse(text, fmt).map(Some)
             }
             Format::S3Access => s3::parse(text).map(Some),
             Format::Syslog => syslog::parse(text, &rec.stream, &mut self.sshd).map(Some),

@@ -51,36 +51,82 @@ const KNOWN: &[&str] = &[
 
 const DEFAULT_V2: &str = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status";
 
-/// The ordered field names of a flow log format.
+/// The ordered field names of a flow log format, and where the fields the parser reads sit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowFormat {
     names: Vec<String>,
+    at: Positions,
+}
+
+/// Position of each field [`parse`] reads, resolved once per format rather than by name on
+/// every line.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Positions {
+    action: Option<usize>,
+    log_status: Option<usize>,
+    protocol: Option<usize>,
+    interface: Option<usize>,
+    src: Option<usize>,
+    dst: Option<usize>,
+    src_port: Option<usize>,
+    dst_port: Option<usize>,
+    instance: Option<usize>,
 }
 
 impl Default for FlowFormat {
     fn default() -> Self {
-        FlowFormat::parse(DEFAULT_V2).unwrap_or(FlowFormat { names: Vec::new() })
+        Self::default_v2().clone()
     }
 }
 
+/// A field name of a format spec: `srcaddr` or `${srcaddr}`.
+fn field_name(token: &str) -> &str {
+    token.trim_start_matches("${").trim_end_matches('}')
+}
+
 impl FlowFormat {
+    /// The default version-2 format, built once: most flow log groups use it.
+    pub fn default_v2() -> &'static FlowFormat {
+        static V2: std::sync::OnceLock<FlowFormat> = std::sync::OnceLock::new();
+        V2.get_or_init(|| {
+            FlowFormat::parse(DEFAULT_V2).unwrap_or_else(|| FlowFormat::from_names(Vec::new()))
+        })
+    }
+
+    fn from_names(names: Vec<String>) -> FlowFormat {
+        let find = |name: &str| names.iter().position(|n| n == name);
+        let at = Positions {
+            action: find("action"),
+            log_status: find("log-status"),
+            protocol: find("protocol"),
+            interface: find("interface-id"),
+            src: find("srcaddr"),
+            dst: find("dstaddr"),
+            src_port: find("srcport"),
+            dst_port: find("dstport"),
+            instance: find("instance-id"),
+        };
+        FlowFormat { names, at }
+    }
+
     /// From `version srcaddr ...` or `${version} ${srcaddr} ...` (the `LogFormat` of the API).
     pub fn parse(spec: &str) -> Option<FlowFormat> {
-        let names: Vec<String> = spec
+        // Checked before anything is allocated: this runs on every line whose format is not
+        // known yet, and nearly none of them is a header.
+        let mut fields = spec.split_whitespace().map(field_name).peekable();
+        if fields.peek().is_none() || !fields.all(|n| KNOWN.contains(&n)) {
+            return None;
+        }
+        let names = spec
             .split_whitespace()
-            .map(|n| n.trim_start_matches("${").trim_end_matches('}').to_string())
+            .map(|n| field_name(n).to_string())
             .collect();
-        let known = !names.is_empty() && names.iter().all(|n| KNOWN.contains(&n.as_str()));
-        known.then_some(FlowFormat { names })
+        Some(FlowFormat::from_names(names))
     }
 
     /// A header line of an S3-delivered file: only field names.
     pub fn from_header(line: &str) -> Option<FlowFormat> {
         Self::parse(line).filter(|f| f.names.len() >= 2)
-    }
-
-    fn index(&self, name: &str) -> Option<usize> {
-        self.names.iter().position(|n| n == name)
     }
 }
 
@@ -93,56 +139,72 @@ pub fn looks_like_default(text: &str) -> bool {
     }
 }
 
+/// Most fields a flow log line can have (every field a version defines).
+const MAX_FIELDS: usize = KNOWN.len();
+
 pub fn parse(text: &str, format: &FlowFormat) -> Result<Parsed, ParseError> {
-    let values: Vec<&str> = text.split_whitespace().collect();
-    if values.len() != format.names.len() {
+    let mut values = [""; MAX_FIELDS];
+    let mut n = 0;
+    for v in text.split_whitespace() {
+        if n == values.len() {
+            n += 1;
+            break;
+        }
+        values[n] = v;
+        n += 1;
+    }
+    if n != format.names.len() {
         return Err(ParseError::field(
             Format::VpcFlow,
             "field count differs from the format",
         ));
     }
-    let get = |name: &str| format.index(name).map(|i| values[i]).filter(|v| *v != "-");
-    let num = |name: &'static str| -> Result<Option<u16>, ParseError> {
-        get(name)
+    let get = |at: Option<usize>| {
+        at.and_then(|i| values.get(i).copied())
+            .filter(|v| *v != "-")
+    };
+    let at = format.at;
+    let num = |i: Option<usize>, name: &'static str| -> Result<Option<u16>, ParseError> {
+        get(i)
             .map(|v| {
                 v.parse()
                     .map_err(|_| ParseError::field(Format::VpcFlow, name))
             })
             .transpose()
     };
-    let action = match get("action") {
+    let action = match get(at.action) {
         Some("ACCEPT") => FlowAction::Accept,
         Some("REJECT") => FlowAction::Reject,
         None => FlowAction::None,
         Some(_) => return Err(ParseError::field(Format::VpcFlow, "action")),
     };
-    let log_status = get("log-status").map(str::to_string);
+    let log_status = get(at.log_status).map(str::to_string);
     if let Some(s) = &log_status
         && !matches!(s.as_str(), "OK" | "NODATA" | "SKIPDATA")
     {
         return Err(ParseError::field(Format::VpcFlow, "log-status"));
     }
-    let protocol = get("protocol")
+    let protocol = get(at.protocol)
         .map(|v| {
             v.parse()
                 .map_err(|_| ParseError::field(Format::VpcFlow, "protocol"))
         })
         .transpose()?;
-    let interface = get("interface-id").map(str::to_string);
+    let interface = get(at.interface).map(str::to_string);
     Ok(Parsed {
         format: Format::VpcFlow,
         level: Level::Info,
         entity: interface.clone(),
         fields: Fields::Vpc {
             interface,
-            src: get("srcaddr").map(str::to_string),
-            dst: get("dstaddr").map(str::to_string),
-            src_port: num("srcport")?,
-            dst_port: num("dstport")?,
+            src: get(at.src).map(str::to_string),
+            dst: get(at.dst).map(str::to_string),
+            src_port: num(at.src_port, "srcport")?,
+            dst_port: num(at.dst_port, "dstport")?,
             protocol,
             action,
             log_status,
-            instance_id: get("instance-id").map(str::to_string),
+            instance_id: get(at.instance).map(str::to_string),
         },
         body_start: 0,
     })
