@@ -43,6 +43,8 @@ pub const MIN_DAYS: usize = 2;
 pub const REFIT_FRACTION: usize = 24;
 /// Fewest rows between refits, so hourly series are not refitted every sample.
 pub const MIN_HORIZON: usize = 6;
+/// Longest day, in rows, that is forecast: one-minute samples.
+pub const MAX_PERIOD_ROWS: usize = 1440;
 /// Coverage of the prediction interval.
 pub const LEVEL: f64 = 0.99;
 /// Two-sided normal quantile of [`LEVEL`].
@@ -136,8 +138,11 @@ impl Forecaster {
             self.errors.push_back(raw_z.abs());
             d
         });
-        let Some(period) = period.filter(|&p| p >= 2) else {
-            self.history.push_back(value);
+        // Without a usable day there is nothing to fit: nothing is kept, so a series with broken
+        // timestamps cannot grow the history without bound. Days of more than a minute-resolution
+        // series' rows (high-resolution metrics) would make each hourly fit take seconds on the
+        // engine's thread; those go without a forecast.
+        let Some(period) = period.filter(|&p| (2..=MAX_PERIOD_ROWS).contains(&p)) else {
             return deviation;
         };
         self.history.push_back(value);
@@ -278,7 +283,9 @@ mod tests {
         let mut f = Forecaster::new();
         for row in 0..2000 {
             assert!(f.observe(row as f64, None).is_none());
+            assert!(f.observe(row as f64, Some(86_400)).is_none());
         }
+        assert!(f.history.is_empty(), "nothing kept without a usable day");
         assert!(f.observe(f64::NAN, Some(288)).is_none());
         let mut g = Forecaster::new();
         for _ in 0..3 * 288 {
