@@ -30,6 +30,12 @@ pub enum ConfigError {
         "parse.flow_formats[{group}] = '{spec}' names a field VPC Flow Logs do not have; use the LogFormat DescribeFlowLogs returns"
     )]
     FlowFormat { group: String, spec: String },
+    #[error(
+        "actions.{key} names '{id}', which is not in the action catalog; see `stormwatch config default` for the ids"
+    )]
+    UnknownAction { key: String, id: String },
+    #[error("actions.operator_ips has '{0}', which is not an IP address")]
+    OperatorIp(String),
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -40,6 +46,7 @@ pub struct Config {
     pub demo: DemoConfig,
     pub parse: ParseConfig,
     pub ui: UiConfig,
+    pub actions: ActionsConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -136,6 +143,99 @@ impl Default for UiConfig {
     }
 }
 
+/// `[actions]`: what remediation may do, and with what.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActionsConfig {
+    /// Catalog ids this profile may run.
+    pub allow: Vec<String>,
+    /// Per AWS profile or account id: replaces `allow` there.
+    pub allow_by_profile: std::collections::BTreeMap<String, Vec<String>>,
+    pub read_only: bool,
+    pub max_actions: usize,
+    pub rate_window_minutes: u32,
+    pub notify_unattended: bool,
+    pub sns_topic_arn: String,
+    pub ssm_documents: Vec<String>,
+    pub lambda_throttle_to: u32,
+    pub operator_ips: Vec<String>,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        ActionsConfig {
+            allow: crate::action::catalog::CATALOG
+                .iter()
+                .map(|k| k.id().to_string())
+                .collect(),
+            allow_by_profile: Default::default(),
+            read_only: false,
+            max_actions: 5,
+            rate_window_minutes: 10,
+            notify_unattended: false,
+            sns_topic_arn: String::new(),
+            ssm_documents: Vec::new(),
+            lambda_throttle_to: 0,
+            operator_ips: Vec::new(),
+        }
+    }
+}
+
+impl ActionsConfig {
+    fn kinds(
+        key: &str,
+        ids: &[String],
+    ) -> Result<std::collections::BTreeSet<crate::action::catalog::ActionKind>, ConfigError> {
+        ids.iter()
+            .map(|id| {
+                crate::action::catalog::ActionKind::from_id(id).ok_or_else(|| {
+                    ConfigError::UnknownAction {
+                        key: key.to_string(),
+                        id: id.clone(),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The gate's policy for an AWS profile (or account id); every id is checked, including
+    /// other profiles', so a typo anywhere is found at start.
+    pub fn policy(
+        &self,
+        profile: Option<&str>,
+    ) -> Result<crate::action::policy::Policy, ConfigError> {
+        let mut allowed = Self::kinds("allow", &self.allow)?;
+        for (name, ids) in &self.allow_by_profile {
+            let kinds = Self::kinds(&format!("allow_by_profile.{name}"), ids)?;
+            if profile == Some(name.as_str()) {
+                allowed = kinds;
+            }
+        }
+        Ok(crate::action::policy::Policy {
+            allowed,
+            read_only: self.read_only,
+            max_actions: self.max_actions,
+            rate_window_ms: i64::from(self.rate_window_minutes) * 60_000,
+            notify_unattended: self.notify_unattended,
+        })
+    }
+
+    pub fn proposal_config(&self) -> crate::action::propose::ProposalConfig {
+        crate::action::propose::ProposalConfig {
+            sns_topic_arn: Some(self.sns_topic_arn.clone()).filter(|t| !t.is_empty()),
+            ssm_documents: self.ssm_documents.clone(),
+            lambda_throttle_to: self.lambda_throttle_to,
+        }
+    }
+
+    pub fn operator_ips(&self) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+        self.operator_ips
+            .iter()
+            .map(|s| s.parse().map_err(|_| ConfigError::OperatorIp(s.clone())))
+            .collect()
+    }
+}
+
 fn project_dirs() -> Option<directories::ProjectDirs> {
     directories::ProjectDirs::from("", "", "stormwatch")
 }
@@ -207,6 +307,27 @@ mod tests {
             bad.parse.flow_formats(),
             Err(ConfigError::FlowFormat { .. })
         ));
+    }
+
+    #[test]
+    fn action_ids_and_operator_ips_are_checked() {
+        let c = Config::parse(
+            "[actions]\nallow = [\"sns.notify\"]\nallow_by_profile = { prod = [] }\noperator_ips = [\"198.51.100.20\"]\n",
+        )
+        .unwrap();
+        let everywhere = c.actions.policy(None).unwrap();
+        assert_eq!(everywhere.allowed.len(), 1);
+        assert!(c.actions.policy(Some("prod")).unwrap().allowed.is_empty());
+        assert_eq!(c.actions.operator_ips().unwrap().len(), 1);
+        let typo =
+            Config::parse("[actions]\nallow_by_profile = { dev = [\"ec2.terminate\"] }\n").unwrap();
+        let err = typo.actions.policy(None).unwrap_err().to_string();
+        assert!(
+            err.contains("ec2.terminate") && err.contains("allow_by_profile.dev"),
+            "{err}"
+        );
+        let bad_ip = Config::parse("[actions]\noperator_ips = [\"home\"]\n").unwrap();
+        assert!(bad_ip.actions.operator_ips().is_err());
     }
 
     #[test]

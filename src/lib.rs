@@ -38,6 +38,7 @@
 //! | [`trail`] | unsupervised per-event CloudTrail scorer: novelty per principal, denied-call bursts, sensitive and log-tampering calls, user-agent novelty; explained |
 //! | [`incident`] | threshold crossings → anomalies → incidents linked by entity, instance, IP, user or access key |
 //! | [`engine`] | wires the stages; keeps per-source counters, the tail and score history for the console |
+//! | [`action`] | remediation catalog, guards, approval gate and evidence-grounded proposals (not yet executed against AWS) |
 //! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels; versioned migrations |
 //! | [`ui`] | the console: ratatui view, key handling, label flow |
 //! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval templates` (the miner against loghub), `eval nab` (the series detector against NAB, NAB's scoring), `eval cloudtrail` (the event scorer against a labelled capture) |
@@ -56,6 +57,7 @@
 //! draws from a generator with a fixed seed. The simulator's randomness comes from one seed
 //! (`demo.seed` in the config, `--seed`).
 
+pub mod action;
 pub mod aws;
 pub mod bench;
 pub mod changepoint;
