@@ -59,6 +59,13 @@ pub enum Command {
     /// Show where configuration lives, or print the default configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Every remediation suggestion, decision, AWS request and response in the store, oldest
+    /// first; a request with no response is marked "outcome unknown"
+    Audit {
+        /// One JSON array on stdout (`[]` when nothing was ever suggested)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args, Default)]
@@ -453,6 +460,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             report(json, &res.render(), &res)
         }
         Some(Command::LabelWriter { count }) => label_writer(&cfg, count),
+        Some(Command::Audit { json }) => {
+            let rows = store::audit(&cfg.data_dir()?).context(
+                "cannot read the audit log; check the data dir (`stormwatch config path`)",
+            )?;
+            report(json, &render_audit(&rows), &rows)
+        }
         Some(Command::Config(ConfigCommand::Path)) => {
             let file = cli
                 .config
@@ -472,6 +485,40 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn render_audit(rows: &[store::AuditRow]) -> String {
+    use std::fmt::Write;
+    if rows.is_empty() {
+        return "no remediation was ever suggested in this store\n".into();
+    }
+    let mut out = String::new();
+    // The store is a file anyone with the user's rights can edit: nothing read back reaches
+    // the terminal unsanitised.
+    let safe = |s: &str| SafeText::new(s).into_string();
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{}  {:<10} {:<26} {:<9} {:<12} {}{}{}",
+            crate::timefmt::iso(r.created_ms),
+            safe(&r.call),
+            safe(&r.action),
+            safe(&r.event),
+            safe(&r.actor),
+            safe(&r.preview),
+            if r.reason.is_empty() {
+                String::new()
+            } else {
+                format!("  reason: {}", safe(&r.reason))
+            },
+            if r.outcome_unknown {
+                "  OUTCOME UNKNOWN: re-read the resource before retrying"
+            } else {
+                ""
+            }
+        );
+    }
+    out
 }
 
 /// Each printed id is a label the console would have shown as saved: the test that kills this

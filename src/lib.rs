@@ -39,7 +39,7 @@
 //! | [`incident`] | threshold crossings → anomalies → incidents linked by entity, instance, IP, user or access key |
 //! | [`engine`] | wires the stages; keeps per-source counters, the tail and score history for the console |
 //! | [`action`] | remediation catalog, guards, approval gate and evidence-grounded proposals (not yet executed against AWS) |
-//! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels; versioned migrations |
+//! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels, the remediation audit log; versioned migrations |
 //! | [`ui`] | the console: ratatui view, key handling, label flow |
 //! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval templates` (the miner against loghub), `eval nab` (the series detector against NAB, NAB's scoring), `eval cloudtrail` (the event scorer against a labelled capture) |
 //! | [`bench`] | `bench templates`: miner and parse + template throughput on a mixed corpus |

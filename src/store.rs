@@ -64,6 +64,25 @@ CREATE TABLE miner_state (
     state     TEXT NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY,
+    created_ms  INTEGER NOT NULL,
+    session     TEXT NOT NULL,
+    incident    INTEGER,
+    call        TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    target      TEXT NOT NULL DEFAULT '{}',
+    preview     TEXT NOT NULL DEFAULT '',
+    event       TEXT NOT NULL CHECK (event IN ('suggested', 'approved', 'rejected', 'blocked',
+                    'request', 'response', 'error', 'verified', 'undone')),
+    actor       TEXT NOT NULL DEFAULT '',
+    reason      TEXT NOT NULL DEFAULT '',
+    request_id  TEXT NOT NULL DEFAULT '',
+    detail      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_by_call ON audit (call);
+"#,
 ];
 
 #[derive(Debug, Error)]
@@ -143,7 +162,83 @@ pub struct IncidentRow {
     pub last_event_ms: i64,
 }
 
+/// What happened to a suggested action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditEvent {
+    Suggested,
+    Approved,
+    Rejected,
+    /// Refused by a guard or the policy.
+    Blocked,
+    /// Written, and acknowledged, before the AWS call is made.
+    Request,
+    Response,
+    Error,
+    Verified,
+    Undone,
+}
+
+impl AuditEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditEvent::Suggested => "suggested",
+            AuditEvent::Approved => "approved",
+            AuditEvent::Rejected => "rejected",
+            AuditEvent::Blocked => "blocked",
+            AuditEvent::Request => "request",
+            AuditEvent::Response => "response",
+            AuditEvent::Error => "error",
+            AuditEvent::Verified => "verified",
+            AuditEvent::Undone => "undone",
+        }
+    }
+}
+
+/// One audit event about one proposed action (`call` ties its suggestion, decision, request and
+/// response together).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub created_ms: i64,
+    pub session: String,
+    pub incident: Option<u64>,
+    pub call: String,
+    /// Catalog id.
+    pub action: &'static str,
+    /// The target as JSON.
+    pub target: String,
+    pub preview: String,
+    pub event: AuditEvent,
+    /// Who: the operator's user name, or `stormwatch` for what it did by itself.
+    pub actor: String,
+    pub reason: SafeText,
+    pub request_id: String,
+    pub detail: SafeText,
+}
+
+/// An audit row as `stormwatch audit --json` exports it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub created_ms: i64,
+    pub session: String,
+    pub incident: Option<i64>,
+    pub call: String,
+    pub action: String,
+    pub target: serde_json::Value,
+    pub preview: String,
+    pub event: String,
+    pub actor: String,
+    pub reason: String,
+    pub request_id: String,
+    pub detail: String,
+    /// A request with no response or error after it: the process died during the call, and
+    /// the resource's state must be read again before anything is retried.
+    pub outcome_unknown: bool,
+}
+
 enum Command {
+    Audit(Box<AuditEntry>, oneshot::Sender<Result<i64, String>>),
     Session {
         id: String,
         started_ms: i64,
@@ -256,6 +351,13 @@ pub fn load_miner(dir: &Path) -> Result<Option<String>, StoreError> {
 fn writer(mut conn: Connection, rx: Receiver<Command>) {
     while let Ok(cmd) = rx.recv() {
         match cmd {
+            Command::Audit(entry, ack) => {
+                let res = insert_audit(&conn, &entry).map_err(|e| e.to_string());
+                if let Err(e) = &res {
+                    tracing::error!("audit row not saved: {e}");
+                }
+                let _ = ack.send(res);
+            }
             Command::Label(label, ack) => {
                 let res = insert_label(&mut conn, &label).map_err(|e| e.to_string());
                 if let Err(e) = &res {
@@ -321,6 +423,69 @@ fn insert_label(conn: &mut Connection, l: &Label) -> Result<i64, rusqlite::Error
     Ok(id)
 }
 
+fn insert_audit(conn: &Connection, a: &AuditEntry) -> Result<i64, rusqlite::Error> {
+    conn.execute(
+        "INSERT INTO audit (created_ms, session, incident, call, action, target, preview, event, actor, reason, request_id, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            a.created_ms,
+            a.session,
+            a.incident.map(|i| i as i64),
+            a.call,
+            a.action,
+            a.target,
+            a.preview,
+            a.event.as_str(),
+            a.actor,
+            a.reason.as_str(),
+            a.request_id,
+            a.detail.as_str(),
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Every audit row, oldest first. A store that does not exist yet has none.
+pub fn audit(dir: &Path) -> Result<Vec<AuditRow>, StoreError> {
+    if !dir.join(DB_FILE).exists() {
+        return Ok(Vec::new());
+    }
+    let conn = reader(dir)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < 3 {
+        // Written by a version that had no audit yet: nothing was ever executed.
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT a.id, a.created_ms, a.session, a.incident, a.call, a.action, a.target, a.preview, a.event,
+                a.actor, a.reason, a.request_id, a.detail,
+                a.event = 'request' AND NOT EXISTS (
+                    SELECT 1 FROM audit b WHERE b.call = a.call AND b.id > a.id
+                      AND b.event IN ('response', 'error'))
+         FROM audit a ORDER BY a.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let target: String = r.get(6)?;
+        Ok(AuditRow {
+            id: r.get(0)?,
+            created_ms: r.get(1)?,
+            session: r.get(2)?,
+            incident: r.get(3)?,
+            call: r.get(4)?,
+            action: r.get(5)?,
+            target: serde_json::from_str(&target).unwrap_or(serde_json::Value::String(target)),
+            preview: r.get(7)?,
+            event: r.get(8)?,
+            actor: r.get(9)?,
+            reason: r.get(10)?,
+            request_id: r.get(11)?,
+            detail: r.get(12)?,
+            outcome_unknown: r.get(13)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn upsert_incident(conn: &Connection, r: &IncidentRow) -> Result<(), rusqlite::Error> {
     conn.execute(
         "INSERT INTO incidents (session, incident, kind, main_entity, severity, opened_ms, first_event_ms, last_event_ms)
@@ -376,6 +541,18 @@ impl Store {
         let (ack, rx) = oneshot::channel();
         self.tx
             .send(Command::Label(Box::new(label), ack))
+            .map_err(|_| StoreError::Gone)?;
+        rx.blocking_recv()
+            .map_err(|_| StoreError::Gone)?
+            .map_err(StoreError::Write)
+    }
+
+    /// Writes an audit row and waits for its commit. Blocking on purpose: a request row must be
+    /// on disk before the AWS call it announces is made.
+    pub fn save_audit_blocking(&self, entry: AuditEntry) -> Result<i64, StoreError> {
+        let (ack, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Audit(Box::new(entry), ack))
             .map_err(|_| StoreError::Gone)?;
         rx.blocking_recv()
             .map_err(|_| StoreError::Gone)?
@@ -484,6 +661,54 @@ mod tests {
                 "from version {start}"
             );
         }
+    }
+
+    fn audit_entry(call: &str, event: AuditEvent) -> AuditEntry {
+        AuditEntry {
+            created_ms: 5,
+            session: "s".into(),
+            incident: Some(3),
+            call: call.into(),
+            action: "ec2.reboot_instance",
+            target: r#"{"type":"instance","instance_id":"i-0abc"}"#.into(),
+            preview: "ec2:RebootInstances InstanceIds=[i-0abc]".into(),
+            event,
+            actor: "oncall".into(),
+            reason: SafeText::default(),
+            request_id: String::new(),
+            detail: SafeText::default(),
+        }
+    }
+
+    #[test]
+    fn audit_rows_round_trip_and_an_unanswered_request_is_outcome_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            audit(dir.path()).unwrap().is_empty(),
+            "no store yet: no rows"
+        );
+        let (store, thread) = open(dir.path()).unwrap();
+        for (call, event) in [
+            ("a", AuditEvent::Suggested),
+            ("a", AuditEvent::Approved),
+            ("a", AuditEvent::Request),
+            ("a", AuditEvent::Response),
+            ("b", AuditEvent::Request),
+        ] {
+            store.save_audit_blocking(audit_entry(call, event)).unwrap();
+        }
+        drop(store);
+        thread.join();
+        let rows = audit(dir.path()).unwrap();
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[0].event, "suggested");
+        assert_eq!(rows[0].target["instance_id"], "i-0abc");
+        let unknown: Vec<(&str, &str)> = rows
+            .iter()
+            .filter(|r| r.outcome_unknown)
+            .map(|r| (r.call.as_str(), r.event.as_str()))
+            .collect();
+        assert_eq!(unknown, [("b", "request")]);
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //! | [`policy`] | the approval gate: allow-list, read-only mode, rate limit, keystroke or typed-id confirmation |
 //! | [`propose`] | candidate actions from an incident's entities and keys, and the check that any action is grounded in them |
 //!
-//! Executing actions against AWS, the audit trail, verification and the ranking bandit are not
-//! built yet (issue 6); nothing here calls AWS.
+//! Executing actions against AWS, writing the audit trail (its table and `stormwatch audit` exist),
+//! verification and the ranking bandit are not built yet (issue 6); nothing here calls AWS.
 
 pub mod catalog;
 pub mod cidr;
