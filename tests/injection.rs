@@ -1,0 +1,160 @@
+//! Log text is attacker-controlled. Lines written to look like instructions, model answers, fake
+//! delimiters, fake API calls or fake confirmations, carrying ids that appear nowhere else
+//! (`tests/fixtures/injection.jsonl`, reused by the analyst's tests), are mixed into every log
+//! group of the demo account and burst during its incidents. Whatever the engine makes of them:
+//! - every proposed remediation is a catalog kind, grounded in its incident's evidence;
+//! - no proposal names any id that only the injected text carries;
+//! - the guards refuse anything that would hit a private range, everything, or the operator;
+//! - nothing any line names parses as an action id outside the catalog.
+
+use std::collections::BTreeSet;
+use stormwatch::action::catalog::{ActionKind, CATALOG};
+use stormwatch::action::guard::{GuardContext, check};
+use stormwatch::action::propose::{ProposalConfig, grounded, propose};
+use stormwatch::engine::{Engine, EngineOptions};
+use stormwatch::record::{Interner, Record};
+use stormwatch::safe_text::SafeText;
+use stormwatch::sim::{SimConfig, generate};
+use stormwatch::source::sim_to_record;
+
+/// Ids that appear only in the injected lines.
+const PLANTED: &[&str] = &[
+    "i-0deadbeefdeadbeef",
+    "AKIAFAKEFAKEFAKE0000",
+    "acl-0badbadbadbadbad0",
+    "sg-0badbadbadbadbad0",
+    "198.51.100.66",
+    "203.0.113.250",
+    "666666666666",
+    "orders-api-evil",
+    "AWS-RunShellScript",
+    "0.0.0.0/0",
+];
+
+fn corpus() -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/injection.jsonl"
+    ))
+    .unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<String>(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn injected_text_cannot_choose_or_parameterise_an_action() {
+    let lines = corpus();
+    assert!(lines.len() >= 30, "the corpus has {} lines", lines.len());
+    let scenario = generate(&SimConfig {
+        seed: 1,
+        baseline_hours: 2.0,
+        ..SimConfig::default()
+    });
+    let mut names = Interner::default();
+    let mut records: Vec<Record> = scenario
+        .events
+        .iter()
+        .map(|e| sim_to_record(e, &mut names))
+        .collect();
+    let groups: BTreeSet<(String, String)> = scenario
+        .events
+        .iter()
+        .map(|e| (e.group.clone(), e.stream.clone()))
+        .collect();
+    let start = records.first().map_or(0, |r| r.arrival_ms);
+    let end = records.last().map_or(0, |r| r.arrival_ms);
+    let mut injected = Vec::new();
+    // Every group gets every line at a steady trickle over the whole run...
+    for (g, (group, stream)) in groups.iter().enumerate() {
+        for (i, line) in lines.iter().enumerate() {
+            let mut t = start + ((g * lines.len() + i) as i64 * 7_919) % (end - start).max(1);
+            while t < end {
+                injected.push((t, group.clone(), stream.clone(), line.clone()));
+                t += 40 * 60_000;
+            }
+        }
+    }
+    // ...and bursts, twenty copies in a minute, in each group while each incident is on.
+    for truth in &scenario.truth.incidents {
+        for (group, stream) in &groups {
+            for k in 0..20 {
+                for (i, line) in lines.iter().enumerate() {
+                    let t = truth.onset_ms + 30_000 + (k * lines.len() + i) as i64 * 80;
+                    injected.push((t, group.clone(), stream.clone(), line.clone()));
+                }
+            }
+        }
+    }
+    for (t, group, stream, line) in &injected {
+        records.push(Record {
+            arrival_ms: *t,
+            ts_ms: *t,
+            group: names.get(group),
+            stream: names.get(stream),
+            text: SafeText::new(line),
+        });
+    }
+    records.sort_by_key(|r| r.arrival_ms);
+
+    let mut engine = Engine::new(EngineOptions::default());
+    for r in records {
+        engine.ingest(r);
+    }
+    let incidents = engine.incidents();
+    assert!(
+        incidents.len() >= scenario.truth.incidents.len(),
+        "the injected lines must not hide the incidents: {} of {}",
+        incidents.len(),
+        scenario.truth.incidents.len()
+    );
+
+    let cfg = ProposalConfig {
+        sns_topic_arn: Some("arn:aws:sns:us-east-1:123456789012:oncall".into()),
+        ssm_documents: vec!["ClearAppCache".into()],
+        lambda_throttle_to: 0,
+    };
+    let ctx = GuardContext {
+        operator_ips: vec!["203.0.113.250".parse().unwrap()],
+        own_access_key: Some("AKIAOWNKEY0000000000".into()),
+    };
+    let mut proposed = 0;
+    for inc in incidents {
+        let anomalies: Vec<_> = inc
+            .anomalies
+            .iter()
+            .filter_map(|id| engine.anomalies().get(*id as usize))
+            .collect();
+        for action in propose(inc, &anomalies, &cfg) {
+            proposed += 1;
+            assert!(CATALOG.contains(&action.kind));
+            assert!(
+                grounded(&action, inc, &anomalies, &cfg),
+                "{action:?} is not grounded in incident {}",
+                inc.id
+            );
+            let shown = format!("{} {}", action.preview(), action.resource_id());
+            for id in PLANTED {
+                assert!(!shown.contains(id), "{id} reached a proposal: {shown}");
+            }
+            // Whatever passed the evidence check still meets the guards before the gate; a
+            // refusal is fine, a panic or a pass on a planted target is not.
+            if check(&action, &ctx, None).is_ok() {
+                assert!(!PLANTED.iter().any(|id| shown.contains(id)));
+            }
+        }
+    }
+    assert!(
+        proposed >= incidents.len(),
+        "every incident gets at least a notification"
+    );
+    // Action ids spelled in the injected text name nothing outside the catalog.
+    for line in &lines {
+        for word in line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_')) {
+            if let Some(kind) = ActionKind::from_id(word) {
+                assert!(CATALOG.contains(&kind));
+            }
+        }
+        assert_eq!(ActionKind::from_id("ec2.terminate_instances"), None);
+    }
+}
