@@ -36,6 +36,10 @@ pub enum ConfigError {
     UnknownAction { key: String, id: String },
     #[error("actions.operator_ips has '{0}', which is not an IP address")]
     OperatorIp(String),
+    #[error(
+        "actions.max_actions and actions.rate_window_minutes must be at least 1; to stop every action set actions.read_only = true"
+    )]
+    ActionLimits,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -204,6 +208,9 @@ impl ActionsConfig {
         &self,
         profile: Option<&str>,
     ) -> Result<crate::action::policy::Policy, ConfigError> {
+        if self.max_actions == 0 || self.rate_window_minutes == 0 {
+            return Err(ConfigError::ActionLimits);
+        }
         let mut allowed = Self::kinds("allow", &self.allow)?;
         for (name, ids) in &self.allow_by_profile {
             let kinds = Self::kinds(&format!("allow_by_profile.{name}"), ids)?;
@@ -326,6 +333,11 @@ mod tests {
             err.contains("ec2.terminate") && err.contains("allow_by_profile.dev"),
             "{err}"
         );
+        let no_window = Config::parse("[actions]\nrate_window_minutes = 0\n").unwrap();
+        assert!(matches!(
+            no_window.actions.policy(None),
+            Err(ConfigError::ActionLimits)
+        ));
         let bad_ip = Config::parse("[actions]\noperator_ips = [\"home\"]\n").unwrap();
         assert!(bad_ip.actions.operator_ips().is_err());
     }

@@ -111,39 +111,55 @@ impl Forecaster {
     /// [`crate::series::Detector::period_rows`]); without one there is no forecast.
     /// Non-finite values are skipped.
     pub fn observe(&mut self, value: f64, period: Option<usize>) -> Option<Deviation> {
-        if !value.is_finite() {
-            return None;
-        }
-        let deviation = self.ahead.as_mut().and_then(|a| {
+        // The forecast for this row, consumed whether or not the row can be judged, so later
+        // rows stay aligned with the steps they were forecast for.
+        let ahead = self.ahead.as_mut().and_then(|a| {
             let i = a.next;
             a.next += 1;
-            let (p, lo, hi) = (*a.point.get(i)?, *a.lower.get(i)?, *a.upper.get(i)?);
-            let sigma = ((hi - lo) / (2.0 * LEVEL_Z)).max(REL_SIGMA_FLOOR * p.abs().max(1e-9));
-            let raw_z = (value - p) / sigma;
-            if !raw_z.is_finite() {
-                return None;
+            Some((*a.point.get(i)?, *a.lower.get(i)?, *a.upper.get(i)?))
+        });
+        if !value.is_finite() {
+            // A missing sample still takes its step in the history, as the forecast (or the last
+            // value), so the daily phase stays aligned; it is judged against nothing.
+            let stand_in = ahead
+                .map(|(p, _, _)| p)
+                .filter(|p| p.is_finite())
+                .or_else(|| self.history.back().copied());
+            if let Some(v) = stand_in {
+                self.learn(v, period);
             }
-            let c = self.calibration.max(CALIBRATION_RANGE.0);
-            Some((
-                raw_z,
+            return None;
+        }
+        let deviation = ahead
+            // A failed fit's placeholder, or a model that lost its band: no judgement this row.
+            .filter(|(p, lo, hi)| p.is_finite() && lo.is_finite() && hi.is_finite())
+            .and_then(|(p, lo, hi)| {
+                let sigma = ((hi - lo) / (2.0 * LEVEL_Z)).max(REL_SIGMA_FLOOR * p.abs().max(1e-9));
+                let raw_z = (value - p) / sigma;
+                raw_z.is_finite().then_some((p, lo, hi, raw_z))
+            })
+            .map(|(p, lo, hi, raw_z)| {
+                self.errors.push_back(raw_z.abs());
+                let c = self.calibration.max(CALIBRATION_RANGE.0);
                 Deviation {
                     expected: p,
                     lower: p - c * (p - lo),
                     upper: p + c * (hi - p),
                     z: raw_z / c,
-                },
-            ))
-        });
-        let deviation = deviation.map(|(raw_z, d)| {
-            self.errors.push_back(raw_z.abs());
-            d
-        });
+                }
+            });
+        self.learn(value, period);
+        deviation
+    }
+
+    /// Adds a row to the history and refits when the forecast is used up.
+    fn learn(&mut self, value: f64, period: Option<usize>) {
         // Without a usable day there is nothing to fit: nothing is kept, so a series with broken
         // timestamps cannot grow the history without bound. Days of more than a minute-resolution
         // series' rows (high-resolution metrics) would make each hourly fit take seconds on the
         // engine's thread; those go without a forecast.
         let Some(period) = period.filter(|&p| (2..=MAX_PERIOD_ROWS).contains(&p)) else {
-            return deviation;
+            return;
         };
         self.history.push_back(value);
         while self.history.len() > HISTORY_DAYS * period {
@@ -156,7 +172,6 @@ impl Forecaster {
         if exhausted && self.history.len() >= MIN_DAYS * period {
             self.refit(period);
         }
-        deviation
     }
 
     fn refit(&mut self, period: usize) {
@@ -287,6 +302,23 @@ mod tests {
         }
         assert!(f.history.is_empty(), "nothing kept without a usable day");
         assert!(f.observe(f64::NAN, Some(288)).is_none());
+        // A gap in a patterned series neither breaks the forecast nor shifts its phase.
+        let mut h = Forecaster::new();
+        let mut rng = Rng::new(3);
+        for row in 0..3 * 288 {
+            h.observe(daily(row, &mut rng), Some(288));
+        }
+        for _ in 0..5 {
+            assert!(h.observe(f64::NAN, Some(288)).is_none());
+        }
+        let after: Vec<f64> = (3 * 288 + 5..3 * 288 + 60)
+            .filter_map(|row| h.observe(daily(row, &mut rng), Some(288)))
+            .map(|d| d.z.abs())
+            .collect();
+        assert!(
+            after.len() > 50 && after.iter().all(|z| *z < 5.0),
+            "{after:?}"
+        );
         let mut g = Forecaster::new();
         for _ in 0..3 * 288 {
             g.observe(5.0, Some(288));

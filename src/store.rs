@@ -108,7 +108,7 @@ pub enum StoreError {
     Gone,
     #[error("the store is busy (its write queue is full); press the key again in a moment")]
     Busy,
-    #[error("label not saved: {0}")]
+    #[error("not saved: {0}")]
     Write(String),
 }
 
@@ -460,8 +460,14 @@ pub fn audit(dir: &Path) -> Result<Vec<AuditRow>, StoreError> {
         "SELECT a.id, a.created_ms, a.session, a.incident, a.call, a.action, a.target, a.preview, a.event,
                 a.actor, a.reason, a.request_id, a.detail,
                 a.event = 'request' AND NOT EXISTS (
-                    SELECT 1 FROM audit b WHERE b.call = a.call AND b.id > a.id
-                      AND b.event IN ('response', 'error'))
+                    SELECT 1 FROM audit b
+                    WHERE b.session = a.session AND b.call = a.call AND b.id > a.id
+                      AND b.event IN ('response', 'error')
+                      -- An answer after a retried request answers the retry, not this one.
+                      AND NOT EXISTS (
+                        SELECT 1 FROM audit c
+                        WHERE c.session = a.session AND c.call = a.call
+                          AND c.id > a.id AND c.id < b.id AND c.event = 'request'))
          FROM audit a ORDER BY a.id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -694,13 +700,17 @@ mod tests {
             ("a", AuditEvent::Request),
             ("a", AuditEvent::Response),
             ("b", AuditEvent::Request),
+            // A retry whose first request never got an answer.
+            ("c", AuditEvent::Request),
+            ("c", AuditEvent::Request),
+            ("c", AuditEvent::Error),
         ] {
             store.save_audit_blocking(audit_entry(call, event)).unwrap();
         }
         drop(store);
         thread.join();
         let rows = audit(dir.path()).unwrap();
-        assert_eq!(rows.len(), 5);
+        assert_eq!(rows.len(), 8);
         assert_eq!(rows[0].event, "suggested");
         assert_eq!(rows[0].target["instance_id"], "i-0abc");
         let unknown: Vec<(&str, &str)> = rows
@@ -708,7 +718,8 @@ mod tests {
             .filter(|r| r.outcome_unknown)
             .map(|r| (r.call.as_str(), r.event.as_str()))
             .collect();
-        assert_eq!(unknown, [("b", "request")]);
+        assert_eq!(unknown, [("b", "request"), ("c", "request")]);
+        assert!(!rows[6].outcome_unknown, "the retry was answered");
     }
 
     #[test]

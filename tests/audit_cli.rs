@@ -14,7 +14,9 @@ fn entry(call: &str, event: AuditEvent) -> AuditEntry {
         call: call.into(),
         action: "vpc.deny_cidr",
         target: r#"{"type":"cidr","cidr":"45.83.12.7/32","network_acl_id":"acl-0123"}"#.into(),
-        preview: "ec2:CreateNetworkAclEntry NetworkAclId=acl-0123 ...".into(),
+        // Previews are built from evidence; this one carries an escape as if a store file
+        // had been edited.
+        preview: "ec2:CreateNetworkAclEntry NetworkAclId=acl-0123 \u{1b}]0;owned\u{7}".into(),
         event,
         actor: "oncall".into(),
         reason: SafeText::new(if event == AuditEvent::Rejected {
@@ -40,6 +42,19 @@ fn an_empty_store_exports_an_empty_array() {
     let (s, t) = store::open(dir.path()).unwrap();
     drop(s);
     t.join();
+    let doc = common::json(&common::run(dir.path(), &["audit", "--json"]));
+    assert_eq!(doc, serde_json::json!([]));
+}
+
+#[test]
+fn a_store_from_before_the_audit_log_exports_an_empty_array() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join(store::DB_FILE)).unwrap();
+    for step in &store::MIGRATIONS[..2] {
+        conn.execute_batch(step).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    drop(conn);
     let doc = common::json(&common::run(dir.path(), &["audit", "--json"]));
     assert_eq!(doc, serde_json::json!([]));
 }
@@ -78,4 +93,8 @@ fn rows_are_exported_in_order_with_unanswered_requests_flagged() {
     let human = common::run(dir.path(), &["audit"]);
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(text.contains("OUTCOME UNKNOWN"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "the store is a file: what is read back is sanitised before the terminal"
+    );
 }

@@ -2,14 +2,15 @@
 //! delimiters, fake API calls or fake confirmations, carrying ids that appear nowhere else
 //! (`tests/fixtures/injection.jsonl`, reused by the analyst's tests), are mixed into every log
 //! group of the demo account and burst during its incidents. Whatever the engine makes of them:
-//! - every proposed remediation is a catalog kind, grounded in its incident's evidence;
+//! - the incidents are still found;
+//! - every proposed remediation is grounded in its incident's evidence;
 //! - no proposal names any id that only the injected text carries;
-//! - the guards refuse anything that would hit a private range, everything, or the operator;
-//! - nothing any line names parses as an action id outside the catalog.
+//! - the lines ask for `ec2.stop_instance` over and over, and no proposal is a stop.
+//!
+//! The guards and the approval gate come after this; they have their own tests.
 
 use std::collections::BTreeSet;
-use stormwatch::action::catalog::{ActionKind, CATALOG};
-use stormwatch::action::guard::{GuardContext, check};
+use stormwatch::action::catalog::ActionKind;
 use stormwatch::action::propose::{ProposalConfig, grounded, propose};
 use stormwatch::engine::{Engine, EngineOptions};
 use stormwatch::record::{Interner, Record};
@@ -114,10 +115,6 @@ fn injected_text_cannot_choose_or_parameterise_an_action() {
         ssm_documents: vec!["ClearAppCache".into()],
         lambda_throttle_to: 0,
     };
-    let ctx = GuardContext {
-        operator_ips: vec!["203.0.113.250".parse().unwrap()],
-        own_access_key: Some("AKIAOWNKEY0000000000".into()),
-    };
     let mut proposed = 0;
     for inc in incidents {
         let anomalies: Vec<_> = inc
@@ -127,7 +124,6 @@ fn injected_text_cannot_choose_or_parameterise_an_action() {
             .collect();
         for action in propose(inc, &anomalies, &cfg) {
             proposed += 1;
-            assert!(CATALOG.contains(&action.kind));
             assert!(
                 grounded(&action, inc, &anomalies, &cfg),
                 "{action:?} is not grounded in incident {}",
@@ -137,24 +133,19 @@ fn injected_text_cannot_choose_or_parameterise_an_action() {
             for id in PLANTED {
                 assert!(!shown.contains(id), "{id} reached a proposal: {shown}");
             }
-            // Whatever passed the evidence check still meets the guards before the gate; a
-            // refusal is fine, a panic or a pass on a planted target is not.
-            if check(&action, &ctx, None).is_ok() {
-                assert!(!PLANTED.iter().any(|id| shown.contains(id)));
-            }
+            assert_ne!(
+                action.kind,
+                ActionKind::StopInstance,
+                "only the injected text asks for a stop"
+            );
         }
     }
     assert!(
         proposed >= incidents.len(),
         "every incident gets at least a notification"
     );
-    // Action ids spelled in the injected text name nothing outside the catalog.
-    for line in &lines {
-        for word in line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_')) {
-            if let Some(kind) = ActionKind::from_id(word) {
-                assert!(CATALOG.contains(&kind));
-            }
-        }
-        assert_eq!(ActionKind::from_id("ec2.terminate_instances"), None);
-    }
+    assert!(
+        lines.iter().any(|l| l.contains("ec2.stop_instance")),
+        "the corpus asks for the action the proposals must not contain"
+    );
 }

@@ -271,10 +271,11 @@ impl Action {
                 cidr,
                 port,
             } => format!(
-                "ec2:RevokeSecurityGroupIngress GroupId={group_id} IpPermissions=[{{IpProtocol={}, CidrIp={cidr}}}] (DryRun first)",
+                "ec2:RevokeSecurityGroupIngress GroupId={group_id} IpPermissions=[{{IpProtocol={}, {}={cidr}}}] (DryRun first)",
                 port.map_or("-1".to_string(), |p| format!(
                     "tcp, FromPort={p}, ToPort={p}"
-                ))
+                )),
+                if cidr.is_v4() { "CidrIp" } else { "CidrIpv6" }
             ),
             Target::AccessKey {
                 access_key_id,

@@ -44,6 +44,8 @@ fn mask(prefix: u8, width: u8) -> u128 {
 
 impl Cidr {
     pub fn new(addr: IpAddr, prefix: u8) -> Result<Cidr, CidrError> {
+        // An IPv4-mapped IPv6 address is its IPv4 address: an IPv6 rule would never match it.
+        let addr = addr.to_canonical();
         let (value, width) = bits(addr);
         if prefix > width {
             return Err(CidrError::Prefix { prefix, max: width });
@@ -58,6 +60,7 @@ impl Cidr {
 
     /// The single address `ip` (/32 or /128).
     pub fn host(ip: IpAddr) -> Cidr {
+        let ip = ip.to_canonical();
         let prefix = if ip.is_ipv4() { 32 } else { 128 };
         Cidr {
             network: ip,
@@ -78,6 +81,7 @@ impl Cidr {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         if ip.is_ipv4() != self.is_v4() {
             return false;
         }
@@ -148,6 +152,11 @@ mod tests {
         assert_eq!(
             "2001:db8::1".parse::<Cidr>().unwrap().to_string(),
             "2001:db8::1/128"
+        );
+        assert_eq!(
+            "::ffff:203.0.113.7".parse::<Cidr>().unwrap().to_string(),
+            "203.0.113.7/32",
+            "an IPv4-mapped address is its IPv4 address"
         );
         for bad in [
             "",

@@ -15,7 +15,7 @@ pub const PROTECT_TAG: &str = "stormwatch:protect";
 /// What the guards know about the operator and the world, from config and live lookups.
 #[derive(Debug, Clone, Default)]
 pub struct GuardContext {
-    /// The operator's own public addresses (config `actions.operator_ips` or `--operator-ip`).
+    /// The operator's own public addresses (config `actions.operator_ips`).
     pub operator_ips: Vec<IpAddr>,
     /// The access key stormwatch's own AWS calls are signed with.
     pub own_access_key: Option<String>,
@@ -39,7 +39,7 @@ pub enum Refusal {
     )]
     TooBroad { cidr: String, min: u8 },
     #[error(
-        "{cidr} contains your own address {ip}: you would lock yourself out; check --operator-ip"
+        "{cidr} contains your own address {ip}: you would lock yourself out; check actions.operator_ips"
     )]
     OperatorAddress { cidr: String, ip: IpAddr },
     #[error(
@@ -54,12 +54,17 @@ pub enum Refusal {
         "{instance} is tagged {PROTECT_TAG}; remove the tag in the console if you really mean it"
     )]
     Protected { instance: String },
+    #[error(
+        "{instance} could not be looked up (Auto Scaling group, tags), so stopping it is refused; check it exists and the action profile may describe it"
+    )]
+    UnknownInstance { instance: String },
     #[error("{kind} does not go with that target; this is a bug in the proposal, nothing was run")]
     Malformed { kind: &'static str },
 }
 
 fn is_private(ip: IpAddr) -> bool {
-    match ip {
+    // `::ffff:a.b.c.d` (dual-stack sshd) is the IPv4 address it carries.
+    match ip.to_canonical() {
         IpAddr::V4(v4) => {
             v4.is_private()
                 || v4.is_loopback()
@@ -98,13 +103,18 @@ pub fn check_deny(cidr: &Cidr, ctx: &GuardContext) -> Result<(), Refusal> {
             cidr: cidr.to_string(),
         });
     }
-    if let Some(&ip) = ctx.operator_ips.iter().find(|ip| cidr.contains(**ip)) {
-        return Err(Refusal::OperatorAddress {
+    check_operator(cidr, ctx)
+}
+
+/// A rule that covers the operator's own address must be neither denied nor revoked.
+fn check_operator(cidr: &Cidr, ctx: &GuardContext) -> Result<(), Refusal> {
+    match ctx.operator_ips.iter().find(|ip| cidr.contains(**ip)) {
+        Some(&ip) => Err(Refusal::OperatorAddress {
             cidr: cidr.to_string(),
             ip,
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Every guard that applies to `action`. `instance` is the live lookup for instance actions
@@ -121,6 +131,8 @@ pub fn check(
     }
     match &action.target {
         Target::Cidr { cidr, .. } => check_deny(cidr, ctx),
+        // Revoking the rule that lets the operator in locks them out as surely as a deny.
+        Target::Ingress { cidr, .. } => check_operator(cidr, ctx),
         Target::AccessKey { access_key_id, .. } => {
             if ctx.own_access_key.as_deref() == Some(access_key_id.as_str()) {
                 Err(Refusal::OwnAccessKey {
@@ -131,11 +143,16 @@ pub fn check(
             }
         }
         Target::Instance { instance_id } if action.kind == ActionKind::StopInstance => {
-            let facts = instance.cloned().unwrap_or_default();
-            if let Some(group) = facts.auto_scaling_group {
+            // Without the lookup the guard cannot know; it refuses rather than assume.
+            let Some(facts) = instance else {
+                return Err(Refusal::UnknownInstance {
+                    instance: instance_id.clone(),
+                });
+            };
+            if let Some(group) = &facts.auto_scaling_group {
                 return Err(Refusal::AutoScaled {
                     instance: instance_id.clone(),
-                    group,
+                    group: group.clone(),
                 });
             }
             if facts.tags.iter().any(|(k, _)| k == PROTECT_TAG) {
@@ -195,6 +212,24 @@ mod tests {
                 "{refused} was allowed"
             );
         }
+        for mapped in ["::ffff:10.0.0.5", "::ffff:198.51.100.20"] {
+            assert!(
+                check(&deny(mapped), &ctx(), None).is_err(),
+                "{mapped} was allowed"
+            );
+        }
+        let revoke_own = Action {
+            kind: ActionKind::RevokeIngress,
+            target: Target::Ingress {
+                group_id: "sg-0123".into(),
+                cidr: "198.51.100.0/24".parse().unwrap(),
+                port: Some(22),
+            },
+        };
+        assert!(matches!(
+            check(&revoke_own, &ctx(), None),
+            Err(Refusal::OperatorAddress { .. })
+        ));
         for allowed in [
             "203.0.113.7",
             "203.0.113.0/24",
@@ -255,6 +290,10 @@ mod tests {
             ),
             Ok(())
         );
+        assert!(matches!(
+            check(&on(ActionKind::StopInstance), &ctx(), None),
+            Err(Refusal::UnknownInstance { .. })
+        ));
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub enum Blocked {
     #[error("{0} is not in this profile's allow-list; add it to actions.allow in the config")]
     NotAllowed(&'static str),
     #[error(
-        "read-only mode: no action runs; start without --read-only (or set actions.read_only = false)"
+        "read-only mode: no action runs; set actions.read_only = false in the config to allow them"
     )]
     ReadOnly,
     #[error("rate limit: {max} actions in {window_min} min already; wait {retry_in_s} s")]
@@ -67,6 +67,8 @@ pub enum Blocked {
     },
     #[error("not confirmed: press y and confirm in the popup")]
     Unconfirmed,
+    #[error("{0} does not go with that target; this is a bug in the proposal, nothing was run")]
+    Malformed(&'static str),
     #[error("typed '{typed}' but this action needs '{expected}' typed exactly; nothing was run")]
     WrongTypedId { expected: String, typed: String },
 }
@@ -129,6 +131,11 @@ impl Gate {
         if self.policy.read_only {
             return Err(Blocked::ReadOnly);
         }
+        // The confirmation requirement comes from kind and target together; a mismatched pair
+        // could ask for less than its kind needs.
+        if !action.is_well_formed() {
+            return Err(Blocked::Malformed(action.kind.id()));
+        }
         if !self.policy.allowed.contains(&action.kind) {
             return Err(Blocked::NotAllowed(action.kind.id()));
         }
@@ -156,7 +163,7 @@ impl Gate {
             return Err(Blocked::RateLimited {
                 max: self.policy.max_actions,
                 window_min: self.policy.rate_window_ms / 60_000,
-                retry_in_s: (oldest + self.policy.rate_window_ms - now_ms).max(0) / 1000 + 1,
+                retry_in_s: ((oldest + self.policy.rate_window_ms - now_ms).max(0) + 999) / 1000,
             });
         }
         self.recent.push_back(now_ms);
@@ -275,6 +282,25 @@ mod tests {
     }
 
     #[test]
+    fn a_kind_with_a_foreign_target_is_never_authorized() {
+        let mut g = Gate::new(Policy {
+            notify_unattended: true,
+            ..Policy::default()
+        });
+        let disguised = Action {
+            kind: ActionKind::NotifySns,
+            target: Target::Instance {
+                instance_id: "i-0abc".into(),
+            },
+        };
+        assert_eq!(
+            g.authorize(&disguised, Confirmation::Nothing, 0)
+                .unwrap_err(),
+            Blocked::Malformed("sns.notify")
+        );
+    }
+
+    #[test]
     fn the_rate_limit_holds_and_frees_up() {
         let mut g = Gate::new(Policy {
             max_actions: 2,
@@ -290,7 +316,7 @@ mod tests {
             .authorize(&reboot(), Confirmation::Keystroke, 20_000)
             .unwrap_err();
         assert!(
-            matches!(err, Blocked::RateLimited { retry_in_s: 41, .. }),
+            matches!(err, Blocked::RateLimited { retry_in_s: 40, .. }),
             "{err:?}"
         );
         assert!(

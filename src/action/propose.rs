@@ -178,16 +178,26 @@ pub fn grounded(
                 name,
                 reserved_concurrency,
             } => known(name) && *reserved_concurrency == cfg.lambda_throttle_to,
-            Target::Cidr { cidr, .. } => {
-                cidr.prefix() == if cidr.is_v4() { 32 } else { 128 }
-                    && known(&cidr.network().to_string())
+            // The ACL is filled in by a live lookup after grounding, never chosen before it.
+            Target::Cidr {
+                cidr,
+                network_acl_id,
+            } => {
+                network_acl_id.is_none()
+                    && cidr.prefix() == if cidr.is_v4() { 32 } else { 128 }
+                    && ev.iter().any(|e| {
+                        e.parse::<IpAddr>()
+                            .is_ok_and(|ip| ip.to_canonical() == cidr.network())
+                    })
             }
-            // Which rule to revoke comes from a live DescribeSecurityGroups lookup, never from
-            // the incident; the group must still be one the incident names.
-            Target::Ingress { group_id, .. } => known(group_id),
-            Target::AccessKey { access_key_id, .. } => {
-                is_access_key_id(access_key_id) && known(access_key_id)
-            }
+            // Which rule to revoke can only come from a live DescribeSecurityGroups lookup, which
+            // is not built yet: nothing the incident or a model says can name one.
+            Target::Ingress { .. } => false,
+            // The user name is looked up from the key, never taken from text.
+            Target::AccessKey {
+                access_key_id,
+                user_name,
+            } => user_name.is_none() && is_access_key_id(access_key_id) && known(access_key_id),
             Target::Topic { topic_arn } => cfg.sns_topic_arn.as_deref() == Some(topic_arn),
             Target::Document {
                 document,
@@ -367,8 +377,24 @@ mod tests {
             Action {
                 kind: ActionKind::ThrottleLambda,
                 target: Target::Function {
-                    name: "i-0a1b2c3d4e5f60718".into(),
-                    reserved_concurrency: 1000,
+                    name: "orders-api-evil".into(),
+                    reserved_concurrency: 0,
+                },
+            },
+            // The evidence's own address, but with an ACL nobody looked up.
+            Action {
+                kind: ActionKind::DenyCidr,
+                target: Target::Cidr {
+                    cidr: "203.0.113.9/32".parse().unwrap(),
+                    network_acl_id: Some("acl-0badbadbadbadbad0".into()),
+                },
+            },
+            Action {
+                kind: ActionKind::RevokeIngress,
+                target: Target::Ingress {
+                    group_id: "i-0a1b2c3d4e5f60718".into(),
+                    cidr: "0.0.0.0/0".parse().unwrap(),
+                    port: Some(22),
                 },
             },
         ];

@@ -117,6 +117,15 @@ impl FlowFormat {
         if fields.peek().is_none() || !fields.all(|n| KNOWN.contains(&n)) {
             return None;
         }
+        // A field named twice is no format AWS writes; refusing it also bounds a format at
+        // `KNOWN.len()` fields, the most a line can be read with.
+        let mut seen = [false; KNOWN.len()];
+        for n in spec.split_whitespace().map(field_name) {
+            let i = KNOWN.iter().position(|k| *k == n)?;
+            if std::mem::replace(&mut seen[i], true) {
+                return None;
+            }
+        }
         let names = spec
             .split_whitespace()
             .map(|n| field_name(n).to_string())
@@ -280,5 +289,12 @@ mod tests {
             }
         ));
         assert!(FlowFormat::parse("version bogus-field").is_none());
+        assert!(
+            FlowFormat::parse("version srcaddr srcaddr action").is_none(),
+            "a field named twice is no format"
+        );
+        // A line with more fields than any format can have is refused, not truncated.
+        let long = vec!["x"; 60].join(" ");
+        assert!(parse(&long, FlowFormat::default_v2()).is_err());
     }
 }
