@@ -19,7 +19,7 @@ pub use vpc::FlowFormat;
 
 use crate::record::Record;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use thiserror::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -241,9 +241,32 @@ pub struct Parser {
     /// Format forced for every record (`--format`).
     forced: Option<Format>,
     sshd: syslog::SshdSessions,
-    flow_formats: HashMap<String, FlowFormat>,
-    /// Sources recognised as Lambda output by a platform line: all their lines are Lambda's.
-    lambda_sources: HashSet<String>,
+    /// What each source has shown so far; one lookup per line.
+    groups: HashMap<String, GroupState>,
+}
+
+/// Most sources whose state is kept; past it, new sources are parsed line by line.
+const MAX_GROUPS: usize = 10_000;
+
+/// Format state of one source. Log text is attacker-controlled, so a line may only switch its
+/// source's format while the source has shown nothing else: a flow-log header or a Lambda
+/// platform line written into an sshd log must not turn the rest of it into rejected
+/// "flow records" or Lambda output and blind its detection.
+#[derive(Debug, Default)]
+struct GroupState {
+    /// VPC Flow Logs format, from a header line, config or `DescribeFlowLogs`.
+    flow: Option<FlowFormat>,
+    /// Recognised as Lambda output by a platform line: all its lines are Lambda's.
+    lambda: bool,
+    /// Format of the source's first record.
+    first: Option<Format>,
+}
+
+impl GroupState {
+    /// Whether a line of `format` may set the source's format.
+    fn may_become(&self, format: Format) -> bool {
+        self.first.is_none_or(|f| f == format)
+    }
 }
 
 impl Parser {
@@ -260,7 +283,7 @@ impl Parser {
 
     /// Declares the VPC Flow Logs format of a source (from `DescribeFlowLogs` or config).
     pub fn set_flow_format(&mut self, group: &str, format: FlowFormat) {
-        self.flow_formats.insert(group.to_string(), format);
+        self.groups.entry(group.to_string()).or_default().flow = Some(format);
     }
 
     /// Parses one record. `Ok(None)` is a line that is not a record (a flow-log header, which
@@ -268,71 +291,84 @@ impl Parser {
     pub fn parse(&mut self, rec: &Record) -> Result<Option<Parsed>, ParseError> {
         let text = rec.text.as_str();
         let group = &*rec.group;
+        let state = self.groups.get(group);
         let format = match self.forced {
             Some(f) => f,
-            None => self.detect(group, text),
+            None => detect(group, text, state),
         };
-        if format == Format::Lambda
-            && !self.lambda_sources.contains(group)
-            && self.lambda_sources.len() < 10_000
-        {
-            self.lambda_sources.insert(group.to_string());
-        }
-        match format {
+        let flow = state.and_then(|s| s.flow.as_ref());
+        let header = (format == Format::VpcFlow
+            && state.is_none_or(|s| s.may_become(Format::VpcFlow)))
+        .then(|| FlowFormat::from_header(text))
+        .flatten();
+        let parsed = match format {
             Format::Lambda => Ok(Some(lambda::parse(text, lambda_function(group)))),
             Format::CloudTrail => cloudtrail::parse(text).map(Some),
+            Format::VpcFlow if header.is_some() => Ok(None),
             Format::VpcFlow => {
-                if let Some(header) = FlowFormat::from_header(text) {
-                    self.flow_formats.insert(group.to_string(), header);
-                    return Ok(None);
-                }
-                let fmt = self
-                    .flow_formats
-                    .get(group)
-                    .unwrap_or_else(|| FlowFormat::default_v2());
-                vpc::parse(text, fmt).map(Some)
+                vpc::parse(text, flow.unwrap_or_else(|| FlowFormat::default_v2())).map(Some)
             }
             Format::S3Access => s3::parse(text).map(Some),
             Format::Syslog => syslog::parse(text, &rec.stream, &mut self.sshd).map(Some),
             Format::Json => json::parse(text).map(Some),
             Format::Text => Ok(Some(text::parse(text))),
             Format::Metric => parse_metric(text).map(Some),
-        }
-    }
-
-    fn detect(&self, group: &str, text: &str) -> Format {
-        if group.starts_with(METRIC_PREFIX) {
-            return Format::Metric;
-        }
-        if group.starts_with("/aws/lambda/") || self.lambda_sources.contains(group) {
-            return Format::Lambda;
-        }
-        let t = text.trim_start();
-        if t.starts_with('{') {
-            if group.to_ascii_lowercase().contains("cloudtrail")
-                || (t.contains("\"eventSource\"") && t.contains("\"eventName\""))
-            {
-                return Format::CloudTrail;
-            }
-            return Format::Json;
-        }
-        if self.flow_formats.contains_key(group)
-            || vpc::looks_like_default(text)
-            || FlowFormat::from_header(text).is_some()
+        };
+        // Record what the source showed; only new facts cost an insert.
+        let learned_lambda = format == Format::Lambda
+            && state.is_none_or(|s| !s.lambda && s.may_become(Format::Lambda));
+        let first_record = matches!(parsed, Ok(Some(_))) && state.is_none_or(|s| s.first.is_none());
+        if (header.is_some() || learned_lambda || first_record)
+            && (state.is_some() || self.groups.len() < MAX_GROUPS)
         {
-            return Format::VpcFlow;
+            let st = self.groups.entry(group.to_string()).or_default();
+            if let Some(h) = header {
+                st.flow = Some(h);
+            }
+            if learned_lambda {
+                st.lambda = true;
+            }
+            if first_record {
+                st.first = Some(format);
+            }
         }
-        if s3::looks_like(text) {
-            return Format::S3Access;
-        }
-        if syslog::looks_like(text) {
-            return Format::Syslog;
-        }
-        if lambda::looks_like(text) {
-            return Format::Lambda;
-        }
-        Format::Text
+        parsed
     }
+}
+
+fn detect(group: &str, text: &str, state: Option<&GroupState>) -> Format {
+    if group.starts_with(METRIC_PREFIX) {
+        return Format::Metric;
+    }
+    if group.starts_with("/aws/lambda/") || state.is_some_and(|s| s.lambda) {
+        return Format::Lambda;
+    }
+    let t = text.trim_start();
+    if t.starts_with('{') {
+        if group.to_ascii_lowercase().contains("cloudtrail")
+            || (t.contains("\"eventSource\"") && t.contains("\"eventName\""))
+        {
+            return Format::CloudTrail;
+        }
+        return Format::Json;
+    }
+    let may_be_flow = state.is_none_or(|s| s.may_become(Format::VpcFlow));
+    if state.is_some_and(|s| s.flow.is_some())
+        || vpc::looks_like_default(text)
+        || (may_be_flow && FlowFormat::from_header(text).is_some())
+    {
+        return Format::VpcFlow;
+    }
+    if s3::looks_like(text) {
+        return Format::S3Access;
+    }
+    if syslog::looks_like(text) {
+        return Format::Syslog;
+    }
+    if lambda::looks_like(text) {
+        return Format::Lambda;
+    }
+    Format::Text
 }
 
 /// Sources whose records are numeric samples, one value per record.
@@ -394,6 +430,44 @@ pub(crate) fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 mod tests {
     use super::*;
     use crate::safe_text::SafeText;
+
+    #[test]
+    fn a_line_cannot_switch_the_format_of_a_source_that_showed_another() {
+        let mut p = Parser::new();
+        let g = "/ec2/var/log/secure";
+        let ssh = |n: u32| {
+            format!(
+                "Nov 23 10:00:{n:02} ip-10-0-1-5 sshd[{n}]: Failed password for invalid user admin from 45.83.12.7 port 5{n:04} ssh2"
+            )
+        };
+        assert_eq!(
+            p.parse(&rec(g, "i-1", &ssh(1))).unwrap().unwrap().format,
+            Format::Syslog
+        );
+        // An attacker writes a flow-log header, then a Lambda platform line, into the log.
+        let header = p
+            .parse(&rec(g, "i-1", "version srcaddr dstaddr action"))
+            .unwrap();
+        assert!(header.is_some_and(|r| r.format != Format::VpcFlow));
+        let start = "START RequestId: 8f5a0c1e-1b2c-4d3e-9f00-0123456789ab Version: $LATEST";
+        let _ = p.parse(&rec(g, "i-1", start));
+        for n in 2..5 {
+            let r = p.parse(&rec(g, "i-1", &ssh(n))).unwrap().unwrap();
+            assert_eq!(r.format, Format::Syslog, "line {n} still parses as sshd");
+        }
+        // A source that starts with a header is a flow log, as S3-delivered files are.
+        let f = "flows-from-s3";
+        assert!(
+            p.parse(&rec(f, "s", "version srcaddr dstaddr action"))
+                .unwrap()
+                .is_none()
+        );
+        let r = p
+            .parse(&rec(f, "s", "5 10.0.0.1 10.0.0.2 REJECT"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.format, Format::VpcFlow);
+    }
 
     pub(super) fn rec(group: &str, stream: &str, text: &str) -> Record {
         Record {
