@@ -268,10 +268,15 @@ impl Config {
             path: path.clone(),
             source,
         })?;
-        Self::parse(&text).map_err(|source| ConfigError::Parse {
+        let cfg = Self::parse(&text).map_err(|source| ConfigError::Parse {
             path,
             source: Box::new(source),
-        })
+        })?;
+        // Mistakes that only matter once an action is proposed are reported at start, when
+        // they are cheap to fix, not in the middle of an incident.
+        cfg.actions.policy(None)?;
+        cfg.actions.operator_ips()?;
+        Ok(cfg)
     }
 
     pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
@@ -348,5 +353,18 @@ mod tests {
         assert_eq!(c.demo.seed, 3);
         assert_eq!(c.engine, EngineConfig::default());
         assert!(Config::parse("[demo]\nsede = 3\n").is_err());
+    }
+
+    #[test]
+    fn a_bad_action_setting_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[actions]\nallow = [\"ec2.terminate_instances\"]\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("ec2.terminate_instances"), "{err}");
+        std::fs::write(&path, "[actions]\noperator_ips = [\"my laptop\"]\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err());
+        std::fs::write(&path, "[actions]\nallow = [\"sns.notify\"]\n").unwrap();
+        assert!(Config::load(Some(&path)).is_ok());
     }
 }
