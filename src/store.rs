@@ -352,18 +352,10 @@ fn writer(mut conn: Connection, rx: Receiver<Command>) {
     while let Ok(cmd) = rx.recv() {
         match cmd {
             Command::Audit(entry, ack) => {
-                let res = insert_audit(&conn, &entry).map_err(|e| e.to_string());
-                if let Err(e) = &res {
-                    tracing::error!("audit row not saved: {e}");
-                }
-                let _ = ack.send(res);
+                acknowledge(insert_audit(&conn, &entry), "audit row", ack);
             }
             Command::Label(label, ack) => {
-                let res = insert_label(&mut conn, &label).map_err(|e| e.to_string());
-                if let Err(e) = &res {
-                    tracing::error!("label not saved: {e}");
-                }
-                let _ = ack.send(res);
+                acknowledge(insert_label(&mut conn, &label), "label", ack);
             }
             Command::Incident(row) => {
                 if let Err(e) = upsert_incident(&conn, &row) {
@@ -394,6 +386,19 @@ fn writer(mut conn: Connection, rx: Receiver<Command>) {
             }
         }
     }
+}
+
+/// Logs a failed acknowledged write and answers its waiter either way.
+fn acknowledge(
+    res: Result<i64, rusqlite::Error>,
+    what: &str,
+    ack: oneshot::Sender<Result<i64, String>>,
+) {
+    let res = res.map_err(|e| e.to_string());
+    if let Err(e) = &res {
+        tracing::error!("{what} not saved: {e}");
+    }
+    let _ = ack.send(res);
 }
 
 fn insert_label(conn: &mut Connection, l: &Label) -> Result<i64, rusqlite::Error> {
@@ -544,22 +549,22 @@ impl Store {
 
     /// Blocking form for scripts and tests.
     pub fn save_label_blocking(&self, label: Label) -> Result<i64, StoreError> {
-        let (ack, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Label(Box::new(label), ack))
-            .map_err(|_| StoreError::Gone)?;
-        rx.blocking_recv()
-            .map_err(|_| StoreError::Gone)?
-            .map_err(StoreError::Write)
+        self.send_and_wait(|ack| Command::Label(Box::new(label), ack))
     }
 
     /// Writes an audit row and waits for its commit. Blocking on purpose: a request row must be
     /// on disk before the AWS call it announces is made.
     pub fn save_audit_blocking(&self, entry: AuditEntry) -> Result<i64, StoreError> {
+        self.send_and_wait(|ack| Command::Audit(Box::new(entry), ack))
+    }
+
+    /// Queues an acknowledged write and waits until it is committed; returns its row id.
+    fn send_and_wait(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<i64, String>>) -> Command,
+    ) -> Result<i64, StoreError> {
         let (ack, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Audit(Box::new(entry), ack))
-            .map_err(|_| StoreError::Gone)?;
+        self.tx.send(command(ack)).map_err(|_| StoreError::Gone)?;
         rx.blocking_recv()
             .map_err(|_| StoreError::Gone)?
             .map_err(StoreError::Write)
