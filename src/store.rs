@@ -558,6 +558,21 @@ impl Store {
         self.send_and_wait(|ack| Command::Audit(Box::new(entry), ack))
     }
 
+    /// Async form for the action executor: the request row is committed before the AWS call.
+    pub async fn save_audit(&self, entry: AuditEntry) -> Result<i64, StoreError> {
+        let (ack, rx) = oneshot::channel();
+        let tx = self.tx.clone();
+        let command = Command::Audit(Box::new(entry), ack);
+        // A full queue blocks the sender; keep that off the async workers.
+        tokio::task::spawn_blocking(move || tx.send(command).map_err(|_| ()))
+            .await
+            .map_err(|_| StoreError::Gone)?
+            .map_err(|_| StoreError::Gone)?;
+        rx.await
+            .map_err(|_| StoreError::Gone)?
+            .map_err(StoreError::Write)
+    }
+
     /// Queues an acknowledged write and waits until it is committed; returns its row id.
     fn send_and_wait(
         &self,

@@ -7,43 +7,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto() -> (Moto, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moto_server is required: run ./scripts/test.sh, which installs moto[server]");
-    let moto = Moto(child);
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "moto_server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (moto, format!("http://127.0.0.1:{port}"))
-}
+use std::time::Duration;
 
 fn aws(cmd: &mut Command) -> &mut Command {
     cmd.env("AWS_ACCESS_KEY_ID", "testing")
@@ -249,7 +216,7 @@ fn put_demo(dir: &std::path::Path, url: &str, seed: &str) -> (u64, Vec<String>) 
 
 #[test]
 fn faults_delay_events_but_never_lose_or_repeat_them() {
-    let (_moto, moto_url) = start_moto();
+    let (_moto, moto_url) = common::start_moto();
     let (proxy_url, faults) = start_fault_proxy(&moto_url);
     let dir = tempfile::tempdir().unwrap();
     let (events, groups) = put_demo(dir.path(), &moto_url, "6");
@@ -273,7 +240,7 @@ fn faults_delay_events_but_never_lose_or_repeat_them() {
 
 #[test]
 fn every_event_put_into_moto_is_tailed_exactly_once() {
-    let (_moto, url) = start_moto();
+    let (_moto, url) = common::start_moto();
     let dir = tempfile::tempdir().unwrap();
     let (events, groups) = put_demo(dir.path(), &url, "5");
     assert!(
@@ -354,7 +321,7 @@ fn without_credentials_the_error_says_what_to_run() {
 
 #[test]
 fn tail_console_shows_the_demo_incident_from_moto() {
-    let (_moto, url) = start_moto();
+    let (_moto, url) = common::start_moto();
     let dir = tempfile::tempdir().unwrap();
     let (_, groups) = put_demo(dir.path(), &url, "8");
     let tmux = common::Tmux {

@@ -154,13 +154,18 @@ pub enum Target {
     },
     Cidr {
         cidr: Cidr,
+        /// The attacked instance from the evidence: its subnet's network ACL gets the rule.
+        instance_id: Option<String>,
         /// The network ACL, once a live lookup has found the subnet's.
         network_acl_id: Option<String>,
     },
     Ingress {
-        group_id: String,
-        cidr: Cidr,
-        port: Option<u16>,
+        /// The attacked instance from the evidence; its security groups are searched.
+        instance_id: String,
+        /// The port under attack (22 for SSH).
+        port: u16,
+        /// The rule that opens `port` to the attackers, once a live lookup has found it.
+        rule: Option<IngressRule>,
     },
     AccessKey {
         access_key_id: String,
@@ -173,6 +178,13 @@ pub enum Target {
         document: String,
         instance_id: String,
     },
+}
+
+/// A security-group ingress rule (TCP on the target's port) found by a live lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngressRule {
+    pub group_id: String,
+    pub cidr: Cidr,
 }
 
 /// One concrete remediation: a catalog kind and its target.
@@ -190,7 +202,12 @@ impl Action {
                 instance_id.clone()
             }
             Target::Function { name, .. } => name.clone(),
-            Target::Cidr { cidr, .. } | Target::Ingress { cidr, .. } => cidr.to_string(),
+            Target::Cidr { cidr, .. } => cidr.to_string(),
+            // The group is what changes; before the lookup only the instance is known.
+            Target::Ingress {
+                rule: Some(rule), ..
+            } => rule.group_id.clone(),
+            Target::Ingress { instance_id, .. } => instance_id.clone(),
             Target::AccessKey { access_key_id, .. } => access_key_id.clone(),
             Target::Topic { topic_arn } => topic_arn.clone(),
         }
@@ -255,6 +272,7 @@ impl Action {
             Target::Cidr {
                 cidr,
                 network_acl_id,
+                ..
             } => format!(
                 "ec2:CreateNetworkAclEntry NetworkAclId={} RuleNumber=<lowest free> Protocol=-1 RuleAction=deny Egress=false {}={cidr} (DryRun first)",
                 network_acl_id
@@ -267,15 +285,17 @@ impl Action {
                 }
             ),
             Target::Ingress {
-                group_id,
-                cidr,
+                instance_id,
                 port,
+                rule: Some(IngressRule { group_id, cidr }),
             } => format!(
-                "ec2:RevokeSecurityGroupIngress GroupId={group_id} IpPermissions=[{{IpProtocol={}, {}={cidr}}}] (DryRun first)",
-                port.map_or("-1".to_string(), |p| format!(
-                    "tcp, FromPort={p}, ToPort={p}"
-                )),
+                "ec2:RevokeSecurityGroupIngress GroupId={group_id} IpPermissions=[{{IpProtocol=tcp, FromPort={port}, ToPort={port}, {}={cidr}}}] (DryRun first; {instance_id}'s group)",
                 if cidr.is_v4() { "CidrIp" } else { "CidrIpv6" }
+            ),
+            Target::Ingress {
+                instance_id, port, ..
+            } => format!(
+                "ec2:RevokeSecurityGroupIngress GroupId=<{instance_id}'s group opening tcp/{port}, looked up> (DryRun first)"
             ),
             Target::AccessKey {
                 access_key_id,
@@ -362,6 +382,7 @@ mod tests {
             kind: ActionKind::DenyCidr,
             target: Target::Cidr {
                 cidr,
+                instance_id: None,
                 network_acl_id: Some("acl-0123".into()),
             },
         };

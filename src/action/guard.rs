@@ -62,7 +62,7 @@ pub enum Refusal {
     Malformed { kind: &'static str },
 }
 
-fn is_private(ip: IpAddr) -> bool {
+pub(crate) fn is_private(ip: IpAddr) -> bool {
     // `::ffff:a.b.c.d` (dual-stack sshd) is the IPv4 address it carries.
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
@@ -132,7 +132,9 @@ pub fn check(
     match &action.target {
         Target::Cidr { cidr, .. } => check_deny(cidr, ctx),
         // Revoking the rule that lets the operator in locks them out as surely as a deny.
-        Target::Ingress { cidr, .. } => check_operator(cidr, ctx),
+        Target::Ingress {
+            rule: Some(rule), ..
+        } => check_operator(&rule.cidr, ctx),
         Target::AccessKey { access_key_id, .. } => {
             if ctx.own_access_key.as_deref() == Some(access_key_id.as_str()) {
                 Err(Refusal::OwnAccessKey {
@@ -175,6 +177,7 @@ mod tests {
             kind: ActionKind::DenyCidr,
             target: Target::Cidr {
                 cidr: cidr.parse().unwrap(),
+                instance_id: None,
                 network_acl_id: None,
             },
         }
@@ -221,9 +224,12 @@ mod tests {
         let revoke_own = Action {
             kind: ActionKind::RevokeIngress,
             target: Target::Ingress {
-                group_id: "sg-0123".into(),
-                cidr: "198.51.100.0/24".parse().unwrap(),
-                port: Some(22),
+                instance_id: "i-0abc".into(),
+                port: 22,
+                rule: Some(super::super::catalog::IngressRule {
+                    group_id: "sg-0123".into(),
+                    cidr: "198.51.100.0/24".parse().unwrap(),
+                }),
             },
         };
         assert!(matches!(

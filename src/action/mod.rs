@@ -7,13 +7,14 @@
 //! | [`cidr`] | IPv4/IPv6 blocks for deny rules |
 //! | [`guard`] | refusals no confirmation overrides: private ranges, too-broad blocks, the operator's address, stormwatch's own key, auto-scaled or protected instances |
 //! | [`policy`] | the approval gate: allow-list, read-only mode, rate limit, keystroke or typed-id confirmation |
+//! | [`execute`] | live lookups that fill in what only AWS knows, then the audited call: state first, dry run, request row committed before the call; verification and undo |
 //! | [`propose`] | candidate actions from an incident's entities and keys, and the check that any action is grounded in them |
 //!
-//! Executing actions against AWS, writing the audit trail (its table and `stormwatch audit` exist),
-//! verification and the ranking bandit are not built yet (issue 6); nothing here calls AWS.
+//! The console's approval popup and the ranking bandit are not built yet (issue 6).
 
 pub mod catalog;
 pub mod cidr;
+pub mod execute;
 pub mod guard;
 pub mod policy;
 pub mod propose;

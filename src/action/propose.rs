@@ -24,6 +24,9 @@ pub struct ProposalConfig {
 /// not fixed one rule at a time, which is what the security-group and notify proposals are for.
 pub const MAX_DENY_PROPOSALS: usize = 3;
 
+/// The port an SSH brute force attacks; the only port an ingress revoke is proposed for.
+pub const SSH_PORT: u16 = 22;
+
 /// `i-` and 8 or 17 hex digits.
 pub fn is_instance_id(s: &str) -> bool {
     s.strip_prefix("i-").is_some_and(|h| {
@@ -87,7 +90,9 @@ pub fn propose(incident: &Incident, anomalies: &[&Anomaly], cfg: &ProposalConfig
     };
     match incident.kind {
         CauseKind::SshBruteForce => {
-            let addresses = entities_of(anomalies, &[Signal::SshAuthFailure, Signal::VpcReject]);
+            let signals = [Signal::SshAuthFailure, Signal::VpcReject];
+            let host = instances(&signals).into_iter().next();
+            let addresses = entities_of(anomalies, &signals);
             for ip in addresses
                 .iter()
                 .filter_map(|s| s.parse::<IpAddr>().ok())
@@ -97,7 +102,19 @@ pub fn propose(incident: &Incident, anomalies: &[&Anomaly], cfg: &ProposalConfig
                     kind: ActionKind::DenyCidr,
                     target: Target::Cidr {
                         cidr: Cidr::host(ip),
+                        instance_id: host.clone(),
                         network_acl_id: None,
+                    },
+                });
+            }
+            // Many addresses, or one that keeps changing: close the door instead of chasing them.
+            if let Some(instance_id) = host {
+                out.push(Action {
+                    kind: ActionKind::RevokeIngress,
+                    target: Target::Ingress {
+                        instance_id,
+                        port: SSH_PORT,
+                        rule: None,
                     },
                 });
             }
@@ -181,18 +198,32 @@ pub fn grounded(
             // The ACL is filled in by a live lookup after grounding, never chosen before it.
             Target::Cidr {
                 cidr,
+                instance_id,
                 network_acl_id,
             } => {
                 network_acl_id.is_none()
+                    && instance_id
+                        .as_deref()
+                        .is_none_or(|i| is_instance_id(i) && known(i))
                     && cidr.prefix() == if cidr.is_v4() { 32 } else { 128 }
                     && ev.iter().any(|e| {
                         e.parse::<IpAddr>()
                             .is_ok_and(|ip| ip.to_canonical() == cidr.network())
                     })
             }
-            // Which rule to revoke can only come from a live DescribeSecurityGroups lookup, which
-            // is not built yet: nothing the incident or a model says can name one.
-            Target::Ingress { .. } => false,
+            // Which rule to revoke comes only from a live DescribeSecurityGroups lookup: nothing
+            // the incident or a model says can name one.
+            Target::Ingress {
+                instance_id,
+                port,
+                rule,
+            } => {
+                rule.is_none()
+                    && *port == SSH_PORT
+                    && incident.kind == CauseKind::SshBruteForce
+                    && is_instance_id(instance_id)
+                    && known(instance_id)
+            }
             // The user name is looked up from the key, never taken from text.
             Target::AccessKey {
                 access_key_id,
@@ -280,7 +311,11 @@ mod tests {
                     &["i-0a1b2c3d4e5f60718"],
                     0.9,
                 )],
-                vec![ActionKind::DenyCidr, ActionKind::NotifySns],
+                vec![
+                    ActionKind::DenyCidr,
+                    ActionKind::RevokeIngress,
+                    ActionKind::NotifySns,
+                ],
             ),
             (
                 CauseKind::LambdaTimeoutCascade,
@@ -371,6 +406,7 @@ mod tests {
                 kind: ActionKind::DenyCidr,
                 target: Target::Cidr {
                     cidr: "203.0.113.0/24".parse().unwrap(),
+                    instance_id: None,
                     network_acl_id: None,
                 },
             },
@@ -386,15 +422,37 @@ mod tests {
                 kind: ActionKind::DenyCidr,
                 target: Target::Cidr {
                     cidr: "203.0.113.9/32".parse().unwrap(),
+                    instance_id: None,
                     network_acl_id: Some("acl-0badbadbadbadbad0".into()),
                 },
             },
             Action {
                 kind: ActionKind::RevokeIngress,
                 target: Target::Ingress {
-                    group_id: "i-0a1b2c3d4e5f60718".into(),
-                    cidr: "0.0.0.0/0".parse().unwrap(),
-                    port: Some(22),
+                    instance_id: "i-0a1b2c3d4e5f60718".into(),
+                    port: 22,
+                    rule: Some(super::super::catalog::IngressRule {
+                        group_id: "sg-0123456789abcdef0".into(),
+                        cidr: "0.0.0.0/0".parse().unwrap(),
+                    }),
+                },
+            },
+            // Not an SSH incident: no port of its own to close.
+            Action {
+                kind: ActionKind::RevokeIngress,
+                target: Target::Ingress {
+                    instance_id: "i-0a1b2c3d4e5f60718".into(),
+                    port: 22,
+                    rule: None,
+                },
+            },
+            // An instance the evidence never named.
+            Action {
+                kind: ActionKind::DenyCidr,
+                target: Target::Cidr {
+                    cidr: "203.0.113.9/32".parse().unwrap(),
+                    instance_id: Some("i-0ffffffffffffffff".into()),
+                    network_acl_id: None,
                 },
             },
         ];
