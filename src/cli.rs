@@ -297,6 +297,21 @@ pub enum EvalCommand {
         #[arg(long, value_name = "FILE")]
         emit: Option<PathBuf>,
     },
+    /// Train the action ranking on simulated incidents (seeds 1-100) and score it on others
+    Agent {
+        /// Evaluation scenarios (seeds 1001, 1002, ...), never trained on
+        #[arg(long, default_value_t = 20)]
+        seeds: u32,
+        /// Training scenarios (seeds 1, 2, ...)
+        #[arg(long, default_value_t = 100)]
+        train_seeds: u32,
+        /// Worker threads (default: available cores)
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print one JSON document on stdout (the human table goes to stderr)
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the numeric series detector over a NAB-layout directory and score it NAB's way
     Nab {
         /// NAB-layout directory: data/<category>/*.csv and labels/combined_windows.json
@@ -426,6 +441,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     )
                 })?;
             }
+            report(json, &res.render(), &res)
+        }
+        Some(Command::Eval(EvalCommand::Agent {
+            seeds,
+            train_seeds,
+            threads,
+            json,
+        })) => {
+            let threads = threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let res = eval::agent::run(train_seeds, seeds, cfg.engine.threshold, threads);
             report(json, &res.render(), &res)
         }
         Some(Command::Eval(EvalCommand::Nab {

@@ -9,6 +9,7 @@
 //! operations used are the correctly rounded IEEE ones (`+ - * /`, `sqrt`, `floor`/`round`), so a seed
 //! yields the same scenario on every platform and toolchain.
 
+use crate::action::catalog::ActionKind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -71,6 +72,9 @@ pub struct SimConfig {
     pub baseline_hours: f64,
     /// Scenario start, epoch milliseconds (UTC).
     pub start_ms: i64,
+    /// Lets each incident take a [`Variant`] where its kind alone does not decide the fix. Off for
+    /// the demo and the detection evaluation, whose scenarios stay exactly as they were.
+    pub variants: bool,
 }
 
 impl Default for SimConfig {
@@ -80,6 +84,7 @@ impl Default for SimConfig {
             seed: 1,
             baseline_hours: 6.0,
             start_ms: 1_795_392_000_000,
+            variants: false,
         }
     }
 }
@@ -133,6 +138,25 @@ impl IncidentKind {
     }
 }
 
+/// How an incident differs from its kind's usual story, in ways that change the right fix.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// One attacker address; the database down; a runaway process holding deleted files; a key
+    /// in the wrong hands.
+    #[default]
+    Usual,
+    /// The brute force comes from a crowd of addresses: blocking one does not help.
+    ManySources,
+    /// The filling disk belongs to an Auto Scaling group's instance, full of unrotated logs: the
+    /// guard forbids stop and a reboot frees nothing; the cleanup runbook does.
+    AutoScaled,
+    /// The Lambda cascade follows a bad deploy, not a database outage: throttling only hides it.
+    BadDeploy,
+}
+
 /// Benign bursts that look unusual but must not be flagged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -179,6 +203,16 @@ pub struct TruthIncident {
     pub remediation: String,
     /// One human sentence describing it.
     pub detail: String,
+    #[serde(default)]
+    pub variant: Variant,
+    /// The Auto Scaling group managing the incident's instance, as `DescribeAutoScalingInstances`
+    /// would report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scaling_group: Option<String>,
+    /// When the incident's function last had its code changed, as `GetFunction`'s
+    /// `LastModified` would report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_modified_ms: Option<i64>,
 }
 
 /// Ground truth of one benign burst.
@@ -498,6 +532,8 @@ struct Func {
     // Per-minute overrides set by incidents and distractors.
     rate_mult: f64,
     fail_p: f64,
+    /// Failures come from broken code rather than the database.
+    bad_code: bool,
     fail_span: Option<usize>,
     cold_span: Option<usize>,
 }
@@ -920,6 +956,8 @@ enum What {
 enum Data {
     Ssh {
         ip: String,
+        /// More attacking addresses ([`Variant::ManySources`]); empty for one attacker.
+        crowd: Vec<String>,
         targets: Vec<usize>,
         lo: u64,
         hi: u64,
@@ -929,11 +967,14 @@ enum Data {
         second: Option<usize>,
         fail_p: f64,
         mult: f64,
+        /// The code deployed at onset is broken ([`Variant::BadDeploy`]).
+        bad_deploy: bool,
     },
     Disk {
         inst: usize,
         base: f64,
         linear: f64,
+        auto_scaling_group: Option<String>,
     },
     Key {
         victim: usize,
@@ -1043,6 +1084,7 @@ pub fn generate(cfg: &SimConfig) -> Scenario {
                     .collect(),
                 rate_mult: 1.0,
                 fail_p: 0.0,
+                bad_code: false,
                 fail_span: None,
                 cold_span: None,
             }
@@ -1106,6 +1148,13 @@ pub fn generate(cfg: &SimConfig) -> Scenario {
     };
     for item in &mut items {
         item.data = sim.plan(item.what, item.start);
+    }
+    if cfg.variants {
+        // A stream of its own, so turning variants on changes nothing else in the scenario.
+        let mut vrng = Rng::new(cfg.seed ^ 0x7661_7269_616e_7473);
+        for item in &mut items {
+            sim.vary(&mut vrng, &mut item.data);
+        }
     }
 
     let mut t0 = start;
@@ -1216,6 +1265,7 @@ impl Sim {
                 let lo = rng.range(20, 50);
                 Data::Ssh {
                     ip: public_ip(rng),
+                    crowd: Vec::new(),
                     targets,
                     lo,
                     hi: rng.range(lo + 10, 91),
@@ -1232,6 +1282,7 @@ impl Sim {
                     second,
                     fail_p: rng.uniform(0.45, 0.85),
                     mult: rng.uniform(1.5, 3.0),
+                    bad_deploy: false,
                 }
             }
             What::Inc(IncidentKind::DiskFilling) => {
@@ -1240,6 +1291,7 @@ impl Sim {
                     inst,
                     base: self.inst[inst].disk_base,
                     linear: rng.uniform(0.0, 1.0),
+                    auto_scaling_group: None,
                 }
             }
             What::Inc(IncidentKind::LeakedAccessKey) => {
@@ -1286,6 +1338,24 @@ impl Sim {
         }
     }
 
+    /// Turns about half of the incidents into their [`Variant`].
+    fn vary(&mut self, rng: &mut Rng, data: &mut Data) {
+        if !rng.chance(0.5) {
+            return;
+        }
+        match data {
+            Data::Ssh { crowd, .. } => {
+                let n = rng.range(12, 30);
+                crowd.extend((0..n).map(|_| public_ip(rng)));
+            }
+            Data::Lambda { bad_deploy, .. } => *bad_deploy = true,
+            Data::Disk {
+                auto_scaling_group, ..
+            } => *auto_scaling_group = Some(format!("{}-web-asg", self.acct.company)),
+            _ => {}
+        }
+    }
+
     fn minute(&mut self, t0: i64, items: &mut [Item]) {
         for i in &mut self.inst {
             i.disk_force = None;
@@ -1296,6 +1366,7 @@ impl Sim {
         for f in &mut self.funcs {
             f.rate_mult = 1.0;
             f.fail_p = 0.0;
+            f.bad_code = false;
             f.fail_span = None;
             f.cold_span = None;
         }
@@ -1912,14 +1983,17 @@ impl Sim {
         match &mut item.data {
             Data::Ssh {
                 ip,
+                crowd,
                 targets,
                 lo,
                 hi,
             } => {
                 let total = self.rng.range(*lo, *hi + 1);
                 let share = (total / targets.len() as u64).max(1);
+                let mut sources = vec![ip.clone()];
+                sources.extend(crowd.iter().cloned());
                 for &k in targets.iter() {
-                    self.brute_force(t0, idx, k, ip, share, lags, &mut flows[k]);
+                    self.brute_force(t0, idx, k, &sources, share, lags, &mut flows[k]);
                 }
             }
             Data::Lambda {
@@ -1927,8 +2001,13 @@ impl Sim {
                 second,
                 fail_p,
                 mult,
+                bad_deploy,
             } => {
+                if first && *bad_deploy {
+                    self.deploy_calls(t0, idx, *main, lags.ct);
+                }
                 let f = &mut self.funcs[*main];
+                f.bad_code = *bad_deploy;
                 f.rate_mult = *mult;
                 f.fail_p = *fail_p;
                 f.fail_span = Some(idx);
@@ -1945,7 +2024,9 @@ impl Sim {
                     g.fail_span = Some(idx);
                 }
             }
-            Data::Disk { inst, base, linear } => {
+            Data::Disk {
+                inst, base, linear, ..
+            } => {
                 let f = frac.clamp(0.0, 1.0);
                 let shape = *linear * f + (1.0 - *linear) * f * f;
                 let used = (*base + (100.0 - *base) * shape).min(100.0);
@@ -2044,11 +2125,18 @@ impl Sim {
         t0: i64,
         idx: usize,
         k: usize,
-        ip: &str,
+        sources: &[String],
         attempts: u64,
         lags: &Lags,
         flows: &mut Vec<String>,
     ) {
+        // One attacker draws nothing from the generator here, so usual scenarios stay as they were.
+        fn source<'a>(rng: &mut Rng, sources: &'a [String]) -> &'a str {
+            match sources {
+                [one] => one,
+                many => rng.pick(many).as_str(),
+            }
+        }
         let Sim {
             rng,
             acct,
@@ -2058,7 +2146,7 @@ impl Sim {
         } = self;
         let h = &mut inst[k];
         let mut done = 0;
-        let mut conns = 0u64;
+        let mut conns: Vec<&str> = Vec::new();
         while done < attempts {
             let user = if rng.chance(0.35) {
                 "root"
@@ -2067,14 +2155,15 @@ impl Sim {
             };
             let tries = rng.range(1, 4).min(attempts - done);
             let ts = t0 + rng.between(0, 56 * SEC);
+            let ip = source(rng, sources);
             let last = ssh_failures(rng, out, h, ts, lags.secure[k], ip, user, tries);
             out.note(idx, ts);
             out.note(idx, last);
             done += tries;
-            conns += 1;
+            conns.push(ip);
         }
         out.count(idx, 0, done);
-        for _ in 0..conns {
+        for ip in conns {
             let packets = rng.range(8, 30);
             flows.push(flow_line(
                 &acct.id,
@@ -2092,6 +2181,7 @@ impl Sim {
             ));
         }
         // The port scan that comes with it: many closed ports, one record each.
+        let ip = source(rng, sources);
         let scans = rng.range(30, 151);
         let mut port = rng.range(1, 2_000);
         for _ in 0..scans {
@@ -2604,6 +2694,32 @@ impl Sim {
                 (What::Inc(kind), data) => {
                     let (main, entities, remediation, detail) =
                         self.describe_incident(data, &c, b - a);
+                    let variant = match data {
+                        Data::Ssh { crowd, .. } if !crowd.is_empty() => Variant::ManySources,
+                        Data::Lambda {
+                            bad_deploy: true, ..
+                        } => Variant::BadDeploy,
+                        Data::Disk {
+                            auto_scaling_group: Some(_),
+                            ..
+                        } => Variant::AutoScaled,
+                        _ => Variant::Usual,
+                    };
+                    let auto_scaling_group = match data {
+                        Data::Disk {
+                            auto_scaling_group, ..
+                        } => auto_scaling_group.clone(),
+                        _ => None,
+                    };
+                    // Code last changed at the bad deploy, otherwise weeks before the scenario.
+                    let function_modified_ms = match data {
+                        Data::Lambda { bad_deploy, .. } => Some(if *bad_deploy {
+                            a
+                        } else {
+                            cfg.start_ms - 21 * DAY
+                        }),
+                        _ => None,
+                    };
                     incidents.push(TruthIncident {
                         kind: *kind,
                         onset_ms: a,
@@ -2613,6 +2729,9 @@ impl Sim {
                         entities,
                         remediation: remediation.to_string(),
                         detail,
+                        variant,
+                        auto_scaling_group,
+                        function_modified_ms,
                     });
                 }
                 (What::Dis(kind), data) => {
@@ -2650,18 +2769,54 @@ impl Sim {
     ) -> (String, Vec<String>, &'static str, String) {
         let mins = (len + MIN - 1) / MIN;
         match data {
-            Data::Ssh { ip, targets, .. } => {
+            Data::Ssh {
+                ip, crowd, targets, ..
+            } => {
                 let ids: Vec<String> = targets.iter().map(|&k| self.inst[k].id.clone()).collect();
                 let mut entities = vec![ip.clone()];
+                entities.extend(crowd.iter().cloned());
                 entities.extend(ids.iter().cloned());
                 entities.extend(targets.iter().map(|&k| self.inst[k].eni.clone()));
+                let from = if crowd.is_empty() {
+                    ip.clone()
+                } else {
+                    format!("{} addresses", crowd.len() + 1)
+                };
                 let detail = format!(
-                    "SSH brute force from {ip} against {} ({} failed attempts, {} rejected port-scan flows in {mins} min)",
+                    "SSH brute force from {from} against {} ({} failed attempts, {} rejected port-scan flows in {mins} min)",
                     ids.join(" and "),
                     c(0),
                     c(1)
                 );
-                (ip.clone(), entities, "vpc.nacl_deny_ip", detail)
+                let fix = if crowd.is_empty() {
+                    ActionKind::DenyCidr
+                } else {
+                    ActionKind::RevokeIngress
+                };
+                (ip.clone(), entities, fix.id(), detail)
+            }
+            Data::Lambda {
+                main,
+                second,
+                bad_deploy: true,
+                ..
+            } => {
+                let f = &self.funcs[*main];
+                let detail = format!(
+                    "ci-deployer shipped broken code to Lambda {}: {} of {} invocations hung until the {} s timeout in {mins} min",
+                    f.name,
+                    c(0),
+                    c(1),
+                    f.timeout_s
+                );
+                let mut entities = vec![f.name.to_string()];
+                entities.extend(second.map(|s| self.funcs[s].name.to_string()));
+                (
+                    f.name.to_string(),
+                    entities,
+                    ActionKind::NotifySns.id(),
+                    detail,
+                )
             }
             Data::Lambda { main, second, .. } => {
                 let f = &self.funcs[*main];
@@ -2685,20 +2840,35 @@ impl Sim {
                 (
                     f.name.to_string(),
                     entities,
-                    "lambda.set_reserved_concurrency",
+                    ActionKind::ThrottleLambda.id(),
                     detail,
                 )
             }
-            Data::Disk { inst, base, .. } => {
+            Data::Disk {
+                inst,
+                base,
+                auto_scaling_group,
+                ..
+            } => {
                 let h = &self.inst[*inst];
+                let (cause, fix) = match auto_scaling_group {
+                    Some(g) => (
+                        format!("unrotated application logs on an instance of {g}"),
+                        ActionKind::RunSsmDocument,
+                    ),
+                    None => (
+                        "a runaway process holding deleted files open".to_string(),
+                        ActionKind::RebootInstance,
+                    ),
+                };
                 let detail = format!(
-                    "Root volume of {} ({}) filled from {:.0}% to 100% in {mins} min; writes failing with No space left on device",
+                    "Root volume of {} ({}) filled from {:.0}% to 100% in {mins} min by {cause}; writes failing with No space left on device",
                     h.id, h.host, base
                 );
                 (
                     h.id.clone(),
                     vec![h.id.clone(), h.host.clone(), h.ip.clone()],
-                    "ssm.run_document",
+                    fix.id(),
                     detail,
                 )
             }
@@ -2735,7 +2905,7 @@ impl Sim {
                 (
                     p.access_key.clone(),
                     entities,
-                    "iam.deactivate_access_key",
+                    ActionKind::DeactivateAccessKey.id(),
                     detail,
                 )
             }
@@ -2917,7 +3087,22 @@ fn invocation(
     let timeout_ms = f64::from(f.timeout_s) * 1000.0;
     let in_incident = f.fail_span.is_some();
     let duration;
-    if fail {
+    if fail && f.bad_code {
+        // The new code awaits a promise nothing resolves after a swallowed TypeError, so it
+        // hangs until Lambda kills it; the database is fine.
+        let e1 = t + (timeout_ms * rng.uniform(0.05, 0.2)) as i64;
+        out.push(
+            e1,
+            lag,
+            group,
+            &stream,
+            format!(
+                "{}\t{id}\tERROR\tUnhandled Promise Rejection: TypeError: Cannot read properties of undefined (reading 'tenantId')",
+                fmt_iso8601_ms(e1)
+            ),
+        );
+        duration = timeout_ms + rng.uniform(0.5, 20.0);
+    } else if fail {
         // The database is unreachable: the handler hangs on connect until Lambda kills it.
         let e1 = t + (timeout_ms * rng.uniform(0.3, 0.5)) as i64;
         out.push(
@@ -3080,6 +3265,61 @@ fn app_message(rng: &mut Rng, name: &str, duration: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variants_change_the_fix_and_leave_usual_scenarios_alone() {
+        let base = SimConfig {
+            baseline_hours: 0.5,
+            ..SimConfig::default()
+        };
+        let mut seen = std::collections::HashSet::new();
+        for seed in 1..=12 {
+            let plain = generate(&SimConfig {
+                seed,
+                ..base.clone()
+            });
+            let varied = generate(&SimConfig {
+                seed,
+                variants: true,
+                ..base.clone()
+            });
+            for (p, v) in plain.truth.incidents.iter().zip(&varied.truth.incidents) {
+                assert_eq!(p.variant, Variant::Usual);
+                assert_eq!(p.kind, v.kind);
+                assert!(
+                    (p.onset_ms - v.onset_ms).abs() < MIN,
+                    "same slot in the timeline"
+                );
+                seen.insert(v.variant);
+                match v.variant {
+                    Variant::Usual => assert_eq!(p.remediation, v.remediation),
+                    Variant::ManySources => {
+                        assert_eq!(v.remediation, ActionKind::RevokeIngress.id());
+                        let ips = v
+                            .entities
+                            .iter()
+                            .filter(|e| e.parse::<std::net::IpAddr>().is_ok());
+                        assert!(ips.count() >= 13);
+                    }
+                    Variant::AutoScaled => {
+                        assert_eq!(v.remediation, ActionKind::RunSsmDocument.id());
+                        assert!(v.auto_scaling_group.is_some());
+                    }
+                    Variant::BadDeploy => {
+                        assert_eq!(v.remediation, ActionKind::NotifySns.id());
+                        assert_eq!(v.function_modified_ms, Some(v.onset_ms));
+                        let deploy = varied.events.iter().any(|e| {
+                            e.message.contains("UpdateFunctionCode")
+                                && e.message.contains(&v.main_entity)
+                                && e.ts_ms >= v.onset_ms
+                        });
+                        assert!(deploy, "the bad deploy is in CloudTrail");
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
+    }
     use crate::rng::det_exp;
     use std::collections::HashSet;
 

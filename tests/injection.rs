@@ -133,11 +133,14 @@ fn injected_text_cannot_choose_or_parameterise_an_action() {
             for id in PLANTED {
                 assert!(!shown.contains(id), "{id} reached a proposal: {shown}");
             }
-            assert_ne!(
-                action.kind,
-                ActionKind::StopInstance,
-                "only the injected text asks for a stop"
-            );
+            // A stop is only ever offered for a disk filling up, whatever the text asks.
+            if action.kind == ActionKind::StopInstance {
+                assert_eq!(
+                    inc.kind,
+                    stormwatch::incident::CauseKind::DiskFilling,
+                    "{action:?}"
+                );
+            }
         }
     }
     assert!(

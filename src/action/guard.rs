@@ -22,7 +22,7 @@ pub struct GuardContext {
 }
 
 /// Facts about an instance from a live `DescribeInstances` / Auto Scaling lookup.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InstanceFacts {
     pub auto_scaling_group: Option<String>,
     pub tags: Vec<(String, String)>,

@@ -8,6 +8,7 @@
 //! | [`guard`] | refusals no confirmation overrides: private ranges, too-broad blocks, the operator's address, stormwatch's own key, auto-scaled or protected instances |
 //! | [`policy`] | the approval gate: allow-list, read-only mode, rate limit, keystroke or typed-id confirmation |
 //! | [`execute`] | live lookups that fill in what only AWS knows, then the audited call: state first, dry run, request row committed before the call; verification and undo |
+//! | [`rank`] | the contextual bandit that orders proposals by what fixed similar incidents |
 //! | [`propose`] | candidate actions from an incident's entities and keys, and the check that any action is grounded in them |
 //!
 //! The console's approval popup and the ranking bandit are not built yet (issue 6).
@@ -18,3 +19,4 @@ pub mod execute;
 pub mod guard;
 pub mod policy;
 pub mod propose;
+pub mod rank;

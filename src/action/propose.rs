@@ -72,13 +72,29 @@ fn entities_of<'a>(anomalies: &'a [&'a Anomaly], signals: &[Signal]) -> Vec<&'a 
     out
 }
 
+/// What the incident's anomalies on `signals` link to, strongest anomaly first.
+fn links_of<'a>(anomalies: &'a [&'a Anomaly], signals: &[Signal]) -> Vec<&'a str> {
+    let mut found: Vec<&Anomaly> = anomalies
+        .iter()
+        .copied()
+        .filter(|a| signals.contains(&a.signal))
+        .collect();
+    found.sort_by(|a, b| b.peak_score.total_cmp(&a.peak_score));
+    found
+        .into_iter()
+        .flat_map(|a| a.links.iter().map(String::as_str))
+        .collect()
+}
+
 /// Candidate actions for `incident`, before guards, policy and ranking. Every parameter is an
 /// entity or key of the incident, or a configured topic or document.
 pub fn propose(incident: &Incident, anomalies: &[&Anomaly], cfg: &ProposalConfig) -> Vec<Action> {
     let mut out = Vec::new();
+    // An attack's anomalies are about its addresses; the instance they hit is their link.
     let instances = |signals: &[Signal]| -> Vec<String> {
         entities_of(anomalies, signals)
             .into_iter()
+            .chain(links_of(anomalies, signals))
             .chain(incident.keys.iter().map(String::as_str))
             .filter(|s| is_instance_id(s))
             .fold(Vec::new(), |mut v, s| {
@@ -149,6 +165,14 @@ pub fn propose(incident: &Incident, anomalies: &[&Anomaly], cfg: &ProposalConfig
                 }
                 out.push(Action {
                     kind: ActionKind::RebootInstance,
+                    target: Target::Instance {
+                        instance_id: id.clone(),
+                    },
+                });
+                // Stops the writer at the cost of the service; the guard keeps it off
+                // auto-scaled and protected instances.
+                out.push(Action {
+                    kind: ActionKind::StopInstance,
                     target: Target::Instance { instance_id: id },
                 });
             }
@@ -338,6 +362,7 @@ mod tests {
                 vec![
                     ActionKind::RunSsmDocument,
                     ActionKind::RebootInstance,
+                    ActionKind::StopInstance,
                     ActionKind::NotifySns,
                 ],
             ),

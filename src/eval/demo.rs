@@ -65,11 +65,24 @@ pub fn kind_of(k: IncidentKind) -> CauseKind {
 }
 
 fn run_seed(seed: u64, baseline_hours: f64, threshold: f64) -> SeedOutcome {
-    let scenario = sim::generate(&SimConfig {
-        seed,
-        baseline_hours,
-        ..SimConfig::default()
-    });
+    let (truth, engine) = detect(
+        &SimConfig {
+            seed,
+            baseline_hours,
+            ..SimConfig::default()
+        },
+        threshold,
+    );
+    SeedOutcome {
+        lines: engine.lines(),
+        incidents: engine.incidents().to_vec(),
+        truth,
+    }
+}
+
+/// One scenario through a fresh engine, exactly as the console would see it.
+pub(crate) fn detect(cfg: &SimConfig, threshold: f64) -> (GroundTruth, Engine) {
+    let scenario = sim::generate(cfg);
     let mut engine = Engine::new(EngineOptions {
         threshold,
         tail_lines: 0,
@@ -80,11 +93,33 @@ fn run_seed(seed: u64, baseline_hours: f64, threshold: f64) -> SeedOutcome {
         engine.ingest(sim_to_record(ev, &mut names));
     }
     engine.advance(scenario.truth.end_ms);
-    SeedOutcome {
-        lines: engine.lines(),
-        incidents: engine.incidents().to_vec(),
-        truth: scenario.truth,
-    }
+    (scenario.truth, engine)
+}
+
+/// `run` over every seed on up to `threads` threads; results in seed order.
+pub(crate) fn per_seed<T: Send>(
+    seeds: &[u64],
+    threads: usize,
+    run: impl Fn(u64) -> T + Sync,
+) -> Vec<T> {
+    let threads = threads.clamp(1, seeds.len().max(1));
+    let run = &run;
+    let mut out: Vec<(u64, T)> = Vec::new();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine: Vec<u64> = seeds.iter().copied().skip(t).step_by(threads).collect();
+                scope.spawn(move || mine.into_iter().map(|s| (s, run(s))).collect::<Vec<_>>())
+            })
+            .collect();
+        for h in handles {
+            if let Ok(v) = h.join() {
+                out.extend(v);
+            }
+        }
+    });
+    out.sort_by_key(|(s, _)| *s);
+    out.into_iter().map(|(_, v)| v).collect()
 }
 
 fn overlaps(a0: i64, a1: i64, b0: i64, b1: i64) -> bool {
@@ -101,27 +136,10 @@ pub fn demo(
 ) -> DemoEval {
     let started = std::time::Instant::now();
     let seed_list: Vec<u64> = (0..seeds as u64).map(|i| first_seed + i).collect();
-    let threads = threads.clamp(1, seed_list.len().max(1));
-    let mut outcomes: Vec<(u64, SeedOutcome)> = Vec::new();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let mine: Vec<u64> = seed_list.iter().copied().skip(t).step_by(threads).collect();
-                scope.spawn(move || {
-                    mine.into_iter()
-                        .map(|s| (s, run_seed(s, baseline_hours, threshold)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            if let Ok(v) = h.join() {
-                outcomes.extend(v);
-            }
-        }
+    let outcomes = per_seed(&seed_list, threads, |s| {
+        run_seed(s, baseline_hours, threshold)
     });
-    outcomes.sort_by_key(|(s, _)| *s);
-    score(outcomes.into_iter().map(|(_, o)| o).collect(), started)
+    score(outcomes, started)
 }
 
 fn score(outcomes: Vec<SeedOutcome>, started: std::time::Instant) -> DemoEval {

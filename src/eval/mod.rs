@@ -2,10 +2,12 @@
 //! so runs never influence each other.
 //!
 //! - [`demo`]: the engine against the simulator's ground truth.
+//! - [`agent`]: the action ranking, trained and scored in the simulator.
 //! - [`templates`]: the template miner against loghub's labelled templates.
 //! - [`cloudtrail`]: the CloudTrail event scorer against a labelled attack capture.
 //! - [`nab`]: the numeric series detector against the Numenta Anomaly Benchmark, scored NAB's way.
 
+pub mod agent;
 pub mod cloudtrail;
 pub mod demo;
 pub mod nab;
