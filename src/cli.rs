@@ -155,6 +155,14 @@ pub struct TailArgs {
     pub exit_when_idle: Option<std::time::Duration>,
     #[command(flatten)]
     pub aws: AwsArgs,
+    /// AWS profile that remediations run as (default: --profile), so tailing can use read-only
+    /// credentials
+    #[arg(long, value_name = "PROFILE")]
+    pub action_profile: Option<String>,
+    /// Your own public address: no deny rule may contain it and no ingress rule covering it is
+    /// revoked (repeatable; adds to actions.operator_ips)
+    #[arg(long, value_name = "IP")]
+    pub operator_ip: Vec<String>,
 }
 
 /// The groups to tail: exact names or ARNs, and every group under each prefix, with the ARNs
@@ -305,6 +313,9 @@ pub enum EvalCommand {
         /// Training scenarios (seeds 1, 2, ...)
         #[arg(long, default_value_t = 100)]
         train_seeds: u32,
+        /// Also write the trained ranking model (JSON) to this file (overwritten)
+        #[arg(long, value_name = "FILE")]
+        emit_model: Option<PathBuf>,
         /// Worker threads (default: available cores)
         #[arg(long)]
         threads: Option<usize>,
@@ -411,6 +422,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     args.speed,
                     title,
                     "replay complete".into(),
+                    None,
                 )
             }
         }
@@ -446,13 +458,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(EvalCommand::Agent {
             seeds,
             train_seeds,
+            emit_model,
             threads,
             json,
         })) => {
             let threads = threads.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             });
-            let res = eval::agent::run(train_seeds, seeds, cfg.engine.threshold, threads);
+            let (res, model) = eval::agent::run(train_seeds, seeds, cfg.engine.threshold, threads);
+            if let Some(path) = emit_model {
+                std::fs::write(&path, serde_json::to_string(&model)?).with_context(|| {
+                    format!(
+                        "cannot write {}; check the directory exists",
+                        path.display()
+                    )
+                })?;
+            }
             report(json, &res.render(), &res)
         }
         Some(Command::Eval(EvalCommand::Nab {
@@ -728,7 +749,25 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (client, trail_client, groups, trail_groups) = rt.block_on(async {
+    let mut guards = crate::action::guard::GuardContext {
+        operator_ips: cfg.actions.operator_ips()?,
+        own_access_key: None,
+    };
+    for ip in &args.operator_ip {
+        guards.operator_ips.push(ip.parse().with_context(|| {
+            format!("--operator-ip {ip}: not an IP address; give your public IPv4 or IPv6 address")
+        })?);
+    }
+    // Actions may run as a separate profile, so tailing can use read-only credentials.
+    let action_opts = crate::aws::AwsOptions {
+        profile: args.action_profile.clone().or_else(|| opts.profile.clone()),
+        ..opts.clone()
+    };
+    let action_profile = action_opts.profile.clone();
+    let (client, trail_client, groups, trail_groups, executor) = rt.block_on(async {
+        let action_conf = crate::aws::load(&action_opts).await;
+        guards.own_access_key = crate::action::execute::own_access_key(&action_conf).await;
+        let executor = crate::action::execute::Executor::new(&action_conf);
         let conf = crate::aws::load(&opts).await;
         let client = aws_sdk_cloudwatchlogs::Client::new(&conf);
         let mut names = args.groups.clone();
@@ -745,7 +784,7 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
         let groups = resolve_groups(&client, &names, &args.prefixes)
             .await
             .map_err(|e| anyhow::anyhow!(crate::aws::advice(&e, &opts)))?;
-        anyhow::Ok((client, trail_client, groups, trail_groups))
+        anyhow::Ok((client, trail_client, groups, trail_groups, executor))
     })?;
     let named = !args.groups.is_empty() || !args.prefixes.is_empty();
     if groups.is_empty() && trail_client.is_none() && (named || args.headless) {
@@ -836,6 +875,12 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
                 incident: hook,
                 commands: Some(cmd_tx),
                 open_picker,
+                actions: ui::Actions {
+                    executor: Some(std::sync::Arc::new(executor)),
+                    guards,
+                    truth: None,
+                },
+                profile: action_profile,
             }
         }
     };
@@ -1078,6 +1123,7 @@ fn console_demo(cfg: &Config, args: DemoArgs) -> anyhow::Result<()> {
         Some(speed),
         format!("demo · seed {}", sc.seed),
         done,
+        Some(scenario.truth),
     )
 }
 
@@ -1088,11 +1134,82 @@ fn console(
     speed: Option<f64>,
     title: String,
     done: String,
+    truth: Option<sim::GroundTruth>,
 ) -> anyhow::Result<()> {
     console_with(cfg, title, speed, move |tx| {
         tokio::spawn(source::play(records, live_from, speed, tx, done));
-        Hooks::default()
+        Hooks {
+            actions: ui::Actions {
+                truth,
+                ..Default::default()
+            },
+            ..Hooks::default()
+        }
     })
+}
+
+/// The approval state for this console: policy for the AWS profile, proposals from config
+/// (the demo's simulated account has a topic and a disk cleanup runbook), and the ranking as
+/// the store last saved it, or else as trained in the simulator.
+fn approval_for(
+    cfg: &Config,
+    actions: &ui::Actions,
+    profile: Option<&str>,
+    session: &str,
+    data_dir: &std::path::Path,
+) -> ui::approval::Approval {
+    use crate::action::policy::Gate;
+    use ui::approval::{Approval, Runner};
+    let runner = if actions.executor.is_some() {
+        Runner::Aws
+    } else if actions.truth.is_some() {
+        Runner::Simulated
+    } else {
+        Runner::Off(
+            "this view has no account to act on: actions run in `stormwatch tail` (AWS) or the demo (simulated)"
+                .into(),
+        )
+    };
+    let mut proposals = cfg.actions.proposal_config();
+    if let Some(truth) = &actions.truth {
+        proposals.sns_topic_arn.get_or_insert_with(|| {
+            format!(
+                "arn:aws:sns:{}:{}:stormwatch-incidents",
+                truth.region, truth.account_id
+            )
+        });
+        if proposals.ssm_documents.is_empty() {
+            proposals
+                .ssm_documents
+                .push(crate::eval::agent::CLEANUP_DOCUMENT.to_string());
+        }
+    }
+    let (gate, runner) = match cfg.actions.policy(profile) {
+        Ok(p) => (Gate::new(p), runner),
+        Err(e) => (
+            Gate::default(),
+            Runner::Off(format!("actions are off: {e}")),
+        ),
+    };
+    let mut approval = Approval::new(gate, proposals, runner, session.to_string());
+    approval.bandit = match store::load_model(data_dir, ui::approval::MODEL_NAME) {
+        Ok(Some((state, _))) => match serde_json::from_str::<crate::action::rank::Bandit>(&state) {
+            Ok(mut b) => {
+                b.complete();
+                b
+            }
+            Err(e) => {
+                tracing::warn!("saved action ranking unreadable, using the trained prior: {e}");
+                crate::action::rank::Bandit::prior()
+            }
+        },
+        Ok(None) => crate::action::rank::Bandit::prior(),
+        Err(e) => {
+            tracing::warn!("cannot read the saved action ranking: {e}");
+            crate::action::rank::Bandit::prior()
+        }
+    };
+    approval
 }
 
 /// Called once for each incident the console opens (tail asks CloudTrail for its history).
@@ -1106,6 +1223,10 @@ struct Hooks {
     commands: Option<tokio::sync::mpsc::Sender<ui::picker::Command>>,
     /// Open on the picker (nothing to tail yet).
     open_picker: bool,
+    /// What confirmed actions run with.
+    actions: ui::Actions,
+    /// The AWS profile actions run as, for the per-profile allow-list.
+    profile: Option<String>,
 }
 
 /// Starts readers for log groups, the way this `tail` reads them.
@@ -1277,8 +1398,11 @@ fn console_with(
             incident: hook,
             commands,
             open_picker,
+            actions,
+            profile,
         } = start(tx);
         let mut app = app;
+        app.approval = approval_for(cfg, &actions, profile.as_deref(), &session, &data_dir);
         app.can_pick = commands.is_some();
         if open_picker {
             app.update(ui::app::Action::AddGroups, ui::now_ms());
@@ -1294,7 +1418,7 @@ fn console_with(
                 }
             }
         };
-        ui::run(app, rx, Some(store.clone()), persist, commands).await
+        ui::run(app, rx, Some(store.clone()), persist, commands, actions).await
     });
     // The final state of every incident, so labels given earlier point at what it became.
     for i in app.engine.incidents() {

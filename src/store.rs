@@ -83,6 +83,14 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_by_call ON audit (call);
 "#,
+    r#"
+CREATE TABLE models (
+    name      TEXT PRIMARY KEY,
+    saved_ms  INTEGER NOT NULL,
+    version   INTEGER NOT NULL,
+    state     TEXT NOT NULL
+);
+"#,
 ];
 
 #[derive(Debug, Error)]
@@ -247,6 +255,11 @@ enum Command {
     },
     Label(Box<Label>, oneshot::Sender<Result<i64, String>>),
     Incident(IncidentRow),
+    Model {
+        name: String,
+        saved_ms: i64,
+        state: String,
+    },
     MinerState {
         saved_ms: i64,
         state: String,
@@ -336,6 +349,20 @@ pub fn reader(dir: &Path) -> Result<Connection, StoreError> {
     })
 }
 
+/// A learned model saved by an earlier run, and its version (saves so far), if any.
+pub fn load_model(dir: &Path, name: &str) -> Result<Option<(String, i64)>, StoreError> {
+    let conn = reader(dir)?;
+    match conn.query_row(
+        "SELECT state, version FROM models WHERE name = ?1",
+        [name],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    ) {
+        Ok(s) => Ok(Some(s)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The miner state saved by the last run, if any.
 pub fn load_miner(dir: &Path) -> Result<Option<String>, StoreError> {
     let conn = reader(dir)?;
@@ -360,6 +387,20 @@ fn writer(mut conn: Connection, rx: Receiver<Command>) {
             Command::Incident(row) => {
                 if let Err(e) = upsert_incident(&conn, &row) {
                     tracing::error!("incident not saved: {e}");
+                }
+            }
+            Command::Model {
+                name,
+                saved_ms,
+                state,
+            } => {
+                if let Err(e) = conn.execute(
+                    "INSERT INTO models (name, saved_ms, version, state) VALUES (?1, ?2, 1, ?3)
+                     ON CONFLICT (name) DO UPDATE SET saved_ms = excluded.saved_ms,
+                         version = models.version + 1, state = excluded.state",
+                    params![name, saved_ms, state],
+                ) {
+                    tracing::error!("model {name} not saved: {e}");
                 }
             }
             Command::MinerState { saved_ms, state } => {
@@ -585,6 +626,20 @@ impl Store {
             .map_err(StoreError::Write)
     }
 
+    /// Saves a learned model's state under `name`; each save bumps its version. A full queue
+    /// skips this save; the next one carries everything, and the decisions it learned from are
+    /// in the audit log anyway.
+    pub fn save_model(&self, name: &str, saved_ms: i64, state: String) {
+        let cmd = Command::Model {
+            name: name.to_string(),
+            saved_ms,
+            state,
+        };
+        if self.tx.try_send(cmd).is_err() {
+            tracing::warn!("store queue full: {name} save skipped");
+        }
+    }
+
     /// Saves the template miner's state; the next console run reloads it, so template ids stay
     /// stable across runs. A full queue skips this save; the next one carries everything.
     pub fn save_miner(&self, saved_ms: i64, state: String) {
@@ -740,6 +795,21 @@ mod tests {
             .collect();
         assert_eq!(unknown, [("b", "request"), ("c", "request")]);
         assert!(!rows[6].outcome_unknown, "the retry was answered");
+    }
+
+    #[test]
+    fn model_saves_round_trip_with_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, thread) = open(dir.path()).unwrap();
+        assert_eq!(load_model(dir.path(), "ranking").unwrap(), None);
+        store.save_model("ranking", 1, "{\"a\":1}".into());
+        store.save_model("ranking", 2, "{\"a\":2}".into());
+        drop(store);
+        thread.join();
+        assert_eq!(
+            load_model(dir.path(), "ranking").unwrap(),
+            Some(("{\"a\":2}".to_string(), 2))
+        );
     }
 
     #[test]

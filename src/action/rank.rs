@@ -243,7 +243,28 @@ impl Default for Bandit {
     }
 }
 
+/// The ranking `stormwatch eval agent --emit-model` trained in the simulator (seeds 1–100): what a
+/// console starts from before it has learned from its own operator.
+const PRIOR: &str = include_str!("../../assets/ranking-prior.json");
+
 impl Bandit {
+    /// The simulator-trained ranking; a fresh one if this build's asset does not parse.
+    pub fn prior() -> Bandit {
+        let mut b: Bandit = serde_json::from_str(PRIOR).unwrap_or_default();
+        b.complete();
+        b
+    }
+
+    /// Adds an untrained arm for every catalog kind a saved model lacks (one saved by an older
+    /// build), so every kind can learn.
+    pub fn complete(&mut self) {
+        for kind in CATALOG {
+            if self.arm(kind).is_none() {
+                self.arms.push(Arm::new(kind));
+            }
+        }
+    }
+
     fn arm(&self, kind: ActionKind) -> Option<&Arm> {
         self.arms.iter().find(|a| a.id == kind.id())
     }

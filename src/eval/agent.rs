@@ -129,8 +129,16 @@ fn matching<'a>(truth: &TruthIncident, incidents: &'a [Incident]) -> Option<&'a 
         .min_by_key(|i| i.opened_ms)
 }
 
+/// The injected incident behind an engine incident, if any: the demo console's simulated
+/// account answers actions on it.
+pub fn truth_for<'a>(inc: &Incident, truths: &'a [TruthIncident]) -> Option<&'a TruthIncident> {
+    truths
+        .iter()
+        .find(|t| matching(t, std::slice::from_ref(inc)).is_some())
+}
+
 /// What `DescribeAutoScalingInstances` / `GetFunction` would answer for the incident's resources.
-fn lookups(truth: &TruthIncident, candidates: &[Action]) -> LiveFacts {
+pub fn lookups(truth: &TruthIncident, candidates: &[Action]) -> LiveFacts {
     let instance = candidates.iter().find_map(|a| match &a.target {
         Target::Instance { instance_id } | Target::Document { instance_id, .. }
             if is_instance_id(instance_id) =>
@@ -210,7 +218,12 @@ fn episodes(seed: u64, threshold: f64) -> (Vec<Episode>, u32) {
 }
 
 /// Trains on `train_seeds` seeds from 1 and scores on `eval_seeds` seeds from 1001.
-pub fn run(train_seeds: u32, eval_seeds: u32, threshold: f64, threads: usize) -> AgentEval {
+pub fn run(
+    train_seeds: u32,
+    eval_seeds: u32,
+    threshold: f64,
+    threads: usize,
+) -> (AgentEval, Bandit) {
     let started = std::time::Instant::now();
     let train_seeds: Vec<u64> = (1..=u64::from(train_seeds).min(EVAL_FIRST_SEED - 1)).collect();
     let eval_list: Vec<u64> = (0..u64::from(eval_seeds))
@@ -272,7 +285,7 @@ pub fn run(train_seeds: u32, eval_seeds: u32, threshold: f64, threads: usize) ->
     }
     let n = test.len().max(1) as f64;
     let sum = |f: fn(&(u32, u32, u32)) -> u32| per.values().map(f).sum::<u32>() as f64 / n;
-    AgentEval {
+    let eval = AgentEval {
         top1_before: before / n,
         top1_after: sum(|s| s.1),
         kind_lookup: sum(|s| s.2),
@@ -291,7 +304,8 @@ pub fn run(train_seeds: u32, eval_seeds: u32, threshold: f64, threads: usize) ->
             })
             .collect(),
         elapsed_s: started.elapsed().as_secs_f64(),
-    }
+    };
+    (eval, bandit)
 }
 
 impl AgentEval {

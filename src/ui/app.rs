@@ -1,6 +1,10 @@
 //! Console state and key handling, free of terminal I/O so it can be driven from tests.
 
+use super::approval::{Approval, Runner, Suggestion};
 use super::picker::{Command, GroupList, Picker, PickerOutcome};
+use crate::action::policy::{Gate, Policy};
+use crate::action::propose::ProposalConfig;
+use crate::action::rank::Context;
 use crate::engine::Engine;
 use crate::incident::{Anomaly, Incident};
 use crate::safe_text::SafeText;
@@ -44,6 +48,13 @@ pub enum Action {
     Label(LabelValue),
     /// Open the log group picker (tail only).
     AddGroups,
+    /// Approve the selected suggestion (opens the confirm popup).
+    Approve,
+    /// Reject the selected suggestion, with an optional reason.
+    Reject,
+    NextSuggestion,
+    PrevSuggestion,
+    ToggleAudit,
 }
 
 pub fn action_for(key: KeyEvent) -> Option<Action> {
@@ -71,6 +82,11 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('x') => Action::Label(LabelValue::Normal),
         KeyCode::Char('u') => Action::Label(LabelValue::Unsure),
         KeyCode::Char('+') => Action::AddGroups,
+        KeyCode::Char('y') => Action::Approve,
+        KeyCode::Char('r') => Action::Reject,
+        KeyCode::Char(']') => Action::NextSuggestion,
+        KeyCode::Char('[') => Action::PrevSuggestion,
+        KeyCode::Char('A') => Action::ToggleAudit,
         _ => return None,
     })
 }
@@ -136,6 +152,8 @@ pub struct App {
     pub speed: Option<f64>,
     pub color: bool,
     pub quit: bool,
+    /// Suggestions, the approval popups and the audit pane.
+    pub approval: Approval,
 }
 
 impl App {
@@ -143,7 +161,7 @@ impl App {
         App {
             engine,
             title,
-            session,
+            session: session.clone(),
             focus: Focus::Incidents,
             show_help: false,
             paused: false,
@@ -163,7 +181,59 @@ impl App {
             speed: None,
             color: true,
             quit: false,
+            approval: Approval::new(
+                Gate::new(Policy::default()),
+                ProposalConfig::default(),
+                Runner::Off(
+                    "actions run in `stormwatch tail` (AWS) or the demo (simulated)".into(),
+                ),
+                session,
+            ),
         }
+    }
+
+    /// The selected incident's ranked suggestions and the ranking's context.
+    pub fn suggestions(&self) -> Option<(u64, Context, Vec<Suggestion>)> {
+        let inc = self.selected_incident()?;
+        let anomalies = self.incident_anomalies();
+        let (ctx, list) = self.approval.suggestions(inc, &anomalies);
+        Some((inc.id, ctx, list))
+    }
+
+    /// The selected suggestion.
+    fn suggestion(&self) -> Option<(u64, Context, Suggestion)> {
+        let (id, ctx, list) = self.suggestions()?;
+        let i = self.approval.selected.min(list.len().checked_sub(1)?);
+        Some((id, ctx, list.get(i)?.clone()))
+    }
+
+    /// Records the suggestions on screen as suggested (once each).
+    pub fn note_suggestions(&mut self, now_ms: i64) {
+        if let Some((id, _, list)) = self.suggestions() {
+            self.approval.note_shown(&list, id, now_ms);
+        }
+    }
+
+    /// A key while the confirm or reject popup is open.
+    pub fn popup_key(&mut self, key: KeyEvent, now_ms: i64) {
+        let ctx = match self.suggestion() {
+            Some((_, ctx, _)) => ctx,
+            None => match self.selected_incident() {
+                Some(inc) => crate::action::rank::Context::new(
+                    inc,
+                    &self.incident_anomalies(),
+                    &Default::default(),
+                ),
+                None => {
+                    self.approval.popup = None;
+                    return;
+                }
+            },
+        };
+        if let Some(status) = self.approval.popup_key(key, &ctx, now_ms) {
+            self.status = status;
+        }
+        self.revision += 1;
     }
 
     /// Incidents newest first, as the list shows them.
@@ -228,7 +298,10 @@ impl App {
             Action::Quit => self.quit = true,
             Action::ToggleHelp => self.show_help = true,
             Action::Back => {
-                if self.focus == Focus::Detail {
+                if self.approval.show_audit {
+                    self.approval.show_audit = false;
+                    self.revision += 1;
+                } else if self.focus == Focus::Detail {
                     self.focus = Focus::Incidents;
                 }
             }
@@ -267,6 +340,34 @@ impl App {
                 }
             }
             Action::Label(value) => return self.label(value, now_ms),
+            Action::Approve | Action::Reject => match self.suggestion() {
+                Some((id, ctx, s)) => {
+                    if action == Action::Approve {
+                        let msg = self.approval.approve(s, id, &ctx, now_ms);
+                        if !msg.is_empty() {
+                            self.status = msg;
+                        }
+                    } else {
+                        self.approval.reject(s, id);
+                    }
+                    self.revision += 1;
+                }
+                None => self.status = "no suggested action for the selected incident".into(),
+            },
+            Action::NextSuggestion | Action::PrevSuggestion => {
+                let n = self.suggestions().map_or(0, |(_, _, l)| l.len());
+                let cur = self.approval.selected.min(n.saturating_sub(1));
+                self.approval.selected = if action == Action::NextSuggestion {
+                    (cur + 1).min(n.saturating_sub(1))
+                } else {
+                    cur.saturating_sub(1)
+                };
+                self.revision += 1;
+            }
+            Action::ToggleAudit => {
+                self.approval.show_audit = !self.approval.show_audit;
+                self.revision += 1;
+            }
             Action::AddGroups => {
                 if self.can_pick {
                     let mut p = Picker::new();
@@ -328,6 +429,7 @@ impl App {
                 let next = clamp(cur as isize + by, list.len());
                 self.incident = Some(list[next].id);
                 self.anomaly_idx = 0;
+                self.approval.selected = 0;
             }
             Focus::Detail => {
                 let len = self.incident_anomalies().len();

@@ -2,6 +2,7 @@
 //! [`app::Action`]s, queues labels to the store, and redraws at most every frame interval.
 
 pub mod app;
+pub mod approval;
 pub mod picker;
 pub mod view;
 
@@ -26,6 +27,32 @@ const INGEST_BUDGET: usize = 20_000;
 
 type Ack = Pin<Box<dyn Future<Output = (LabelTarget, LabelValue, Result<i64, String>)> + Send>>;
 
+/// What the console acts with: AWS through an executor, or the demo's simulated account.
+#[derive(Default)]
+pub struct Actions {
+    pub executor: Option<std::sync::Arc<crate::action::execute::Executor>>,
+    pub guards: crate::action::guard::GuardContext,
+    /// The demo scenario's truth: the simulated system answers for AWS.
+    pub truth: Option<crate::sim::GroundTruth>,
+}
+
+/// Answers from action tasks.
+enum ActionEvent {
+    Resolved {
+        s: approval::Suggestion,
+        incident: u64,
+        result: Result<crate::action::catalog::Action, String>,
+        facts: Option<crate::action::guard::InstanceFacts>,
+    },
+    Finished {
+        call: String,
+        kind: crate::action::catalog::ActionKind,
+        ctx: crate::action::rank::Context,
+        result: Result<String, String>,
+        outcome: Option<crate::action::rank::Feedback>,
+    },
+}
+
 /// Runs the console until the operator quits. `store` is `None` only where persistence is off.
 pub async fn run(
     mut app: App,
@@ -33,7 +60,9 @@ pub async fn run(
     store: Option<Store>,
     on_incident: impl Fn(&App, u64),
     commands: Option<mpsc::Sender<picker::Command>>,
+    actions: Actions,
 ) -> (App, anyhow::Result<()>) {
+    let (act_tx, mut act_rx) = mpsc::unbounded_channel::<ActionEvent>();
     let mut terminal = ratatui::init();
     let mut keys = EventStream::new();
     let mut acks: FuturesUnordered<Ack> = FuturesUnordered::new();
@@ -55,6 +84,11 @@ pub async fn run(
         }
         tokio::select! {
             ev = keys.next() => match ev {
+                Some(Ok(Event::Key(k))) if app.approval.popup.is_some() => {
+                    app.popup_key(k, now_ms());
+                    dispatch(&mut app, store.as_ref(), &actions, &act_tx);
+                    dirty = true;
+                }
                 Some(Ok(Event::Key(k))) if app.picker.is_some() => {
                     app.picker_key(k);
                     send_commands(&mut app, commands.as_ref());
@@ -78,6 +112,8 @@ pub async fn run(
                             }
                         }
                         send_commands(&mut app, commands.as_ref());
+                        app.note_suggestions(now);
+                        dispatch(&mut app, store.as_ref(), &actions, &act_tx);
                         dirty = true;
                     }
                 }
@@ -102,6 +138,31 @@ pub async fn run(
             },
             Some((target, value, res)) = acks.next(), if !acks.is_empty() => {
                 app.label_result(target, value, res);
+                dirty = true;
+            },
+            Some(ev) = act_rx.recv() => {
+                let now = now_ms();
+                match ev {
+                    ActionEvent::Resolved { s, incident, result, facts } => {
+                        if let Some(f) = facts {
+                            app.approval.facts.entry(incident).or_default().instance = Some(f);
+                        }
+                        let msg = app.approval.resolved(s, incident, result);
+                        if !msg.is_empty() {
+                            app.status = msg;
+                        }
+                    }
+                    ActionEvent::Finished { call, kind, ctx, result, outcome } => {
+                        app.status = app.approval.finished(&call, kind, &ctx, result, outcome, now);
+                        if let Some(store) = &store
+                            && let Ok(state) = serde_json::to_string(&app.approval.bandit)
+                        {
+                            store.save_model(approval::MODEL_NAME, now, state);
+                        }
+                    }
+                }
+                app.revision += 1;
+                dispatch(&mut app, store.as_ref(), &actions, &act_tx);
                 dirty = true;
             },
             _ = frame.tick() => {
@@ -172,6 +233,180 @@ fn handle(app: &mut App, msg: SourceMsg, on_incident: &impl Fn(&App, u64)) -> us
             1
         }
     }
+}
+
+/// Carries out what the approval state asks for: audit rows, live lookups, runs.
+fn dispatch(
+    app: &mut App,
+    store: Option<&Store>,
+    actions: &Actions,
+    tx: &mpsc::UnboundedSender<ActionEvent>,
+) {
+    for req in std::mem::take(&mut app.approval.outbox) {
+        match req {
+            approval::Request::Audit(entry) => {
+                if let Some(store) = store.cloned() {
+                    tokio::spawn(async move {
+                        if let Err(e) = store.save_audit(entry).await {
+                            tracing::error!("audit row not saved: {e}");
+                        }
+                    });
+                }
+            }
+            approval::Request::Resolve { s, incident } => {
+                let Some(ex) = actions.executor.clone() else {
+                    let _ = tx.send(ActionEvent::Resolved {
+                        s,
+                        incident,
+                        result: Err("no AWS executor in this mode".into()),
+                        facts: None,
+                    });
+                    continue;
+                };
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let (result, facts) = match ex.resolve(&s.action).await {
+                        Ok(r) => (Ok(r.action), r.instance),
+                        Err(e) => (Err(e.to_string()), None),
+                    };
+                    let _ = tx.send(ActionEvent::Resolved {
+                        s,
+                        incident,
+                        result,
+                        facts,
+                    });
+                });
+            }
+            approval::Request::Run {
+                authorized,
+                call,
+                incident,
+                approved,
+                ctx,
+            } => {
+                let kind = authorized.action().kind;
+                let message = app
+                    .engine
+                    .incident(incident)
+                    .map(|i| format!("stormwatch incident #{}: {}", i.id, i.title()))
+                    .unwrap_or_default();
+                let audit = crate::action::execute::CallAudit {
+                    store: store.cloned(),
+                    session: app.session.clone(),
+                    incident: Some(incident),
+                    call: call.clone(),
+                    actor: approved.actor.clone(),
+                };
+                let tx = tx.clone();
+                if let Some(ex) = actions.executor.clone() {
+                    let guards = actions.guards.clone();
+                    tokio::spawn(async move {
+                        let result =
+                            run_on_aws(&ex, authorized, approved, &guards, &audit, &message).await;
+                        let _ = tx.send(ActionEvent::Finished {
+                            call,
+                            kind,
+                            ctx,
+                            result,
+                            outcome: None,
+                        });
+                    });
+                } else if let Some(truth) = &actions.truth {
+                    let found = app
+                        .engine
+                        .incident(incident)
+                        .and_then(|i| crate::eval::agent::truth_for(i, &truth.incidents));
+                    let action = authorized.action().clone();
+                    let (result, outcome) = match found {
+                        Some(t) => {
+                            let (f, _) = crate::eval::agent::respond(t, &action);
+                            (Ok(format!("simulated, no AWS call: {}", outcome_text(f))), Some(f))
+                        }
+                        None => (Ok("simulated, no AWS call: no injected incident here, so nothing changed".into()), Some(crate::action::rank::Feedback::NotResolved)),
+                    };
+                    let detail = result.clone().unwrap_or_default();
+                    tokio::spawn(async move {
+                        let store_ok = match &audit.store {
+                            Some(s) => s.save_audit(*approved).await.is_ok(),
+                            None => true,
+                        };
+                        let written = store_ok
+                            && audit
+                                .write(
+                                    &action,
+                                    crate::store::AuditEvent::Request,
+                                    "",
+                                    "",
+                                    &action.preview(),
+                                )
+                                .await
+                                .is_ok()
+                            && audit
+                                .write(&action, crate::store::AuditEvent::Response, "", "", &detail)
+                                .await
+                                .is_ok();
+                        let result = if written {
+                            result
+                        } else {
+                            Err("audit not written; see the log".into())
+                        };
+                        let _ = tx.send(ActionEvent::Finished {
+                            call,
+                            kind,
+                            ctx,
+                            result,
+                            outcome,
+                        });
+                    });
+                } else {
+                    let _ = tx.send(ActionEvent::Finished {
+                        call,
+                        kind,
+                        ctx,
+                        result: Err("nothing to run actions with in this mode".into()),
+                        outcome: None,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn outcome_text(f: crate::action::rank::Feedback) -> &'static str {
+    use crate::action::rank::Feedback;
+    match f {
+        Feedback::Resolved => "resolved the incident",
+        Feedback::NotResolved => "did not resolve the incident",
+        Feedback::MadeWorse => "made it worse",
+        Feedback::Confirmed | Feedback::Rejected => "",
+    }
+}
+
+/// Approved row, the audited call, then the read-back of the resource.
+async fn run_on_aws(
+    ex: &crate::action::execute::Executor,
+    authorized: crate::action::policy::Authorized,
+    approved: Box<crate::store::AuditEntry>,
+    guards: &crate::action::guard::GuardContext,
+    audit: &crate::action::execute::CallAudit,
+    message: &str,
+) -> Result<String, String> {
+    if let Some(store) = &audit.store {
+        store
+            .save_audit(*approved)
+            .await
+            .map_err(|e| format!("approval not recorded, nothing was run: {e}"))?;
+    }
+    let exec = ex
+        .execute(authorized, guards, audit, message)
+        .await
+        .map_err(|e| e.to_string())?;
+    let verified = match ex.verify(&exec, audit).await {
+        Ok(v) if v.holds => format!("verified: {}", v.state),
+        Ok(v) => format!("NOT in effect yet: {}", v.state),
+        Err(e) => format!("could not verify: {e}"),
+    };
+    Ok(format!("{} · {verified}", exec.detail))
 }
 
 /// Hands the console's commands to the sources; a full queue drops them with a word on the

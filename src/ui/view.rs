@@ -39,6 +39,13 @@ pub const HELP: &[(&str, &str)] = &[
         "+",
         "tail more log groups (tail): prefix search, Space selects, Enter adds",
     ),
+    ("[ ]", "previous / next suggested action"),
+    (
+        "y",
+        "approve the suggested action: a confirm popup (Cancel first)",
+    ),
+    ("r", "reject the suggested action, with an optional reason"),
+    ("A", "audit pane: suggestions, decisions, calls, results"),
 ];
 
 /// Tabs are kept in the text (parsers need them) but their width is the terminal's guess.
@@ -130,9 +137,199 @@ pub fn draw(f: &mut Frame, app: &App) {
     if let Some(p) = &app.picker {
         draw_picker(f, f.area(), p, app, &t);
     }
+    if app.approval.show_audit {
+        draw_audit(f, f.area(), app, &t);
+    }
+    if let Some(p) = &app.approval.popup {
+        draw_popup(f, f.area(), p, &t);
+    }
     if app.show_help {
         draw_help(f, f.area(), &t);
     }
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+/// The suggested actions for the selected incident, best first, with what became of each.
+fn suggestion_lines(app: &App, t: &Theme) -> Vec<Line<'static>> {
+    use super::approval::{Runner, Status};
+    let Some((_, ctx, list)) = app.suggestions() else {
+        return Vec::new();
+    };
+    let mode = match &app.approval.runner {
+        Runner::Aws => "AWS",
+        Runner::Simulated => "simulated",
+        Runner::Off(_) => "off here",
+    };
+    let why = ctx.active();
+    let mut lines = vec![Line::from(Span::styled(
+        format!(
+            "suggested actions ({mode}; ranked on {}) · [ ] choose · y approve · r reject:",
+            if why.is_empty() {
+                "nothing yet".to_string()
+            } else {
+                why.join(", ")
+            }
+        ),
+        t.fg(Color::Gray),
+    ))];
+    if list.is_empty() {
+        lines.push(Line::from(
+            "  none: notify your team (no catalog action fits this incident)",
+        ));
+    }
+    let sel = app.approval.selected.min(list.len().saturating_sub(1));
+    for (i, s) in list.iter().enumerate() {
+        let state = match app.approval.status.get(&s.call) {
+            None => String::new(),
+            Some(Status::Resolving) => " · looking up…".into(),
+            Some(Status::Running) => " · running…".into(),
+            Some(Status::Done(d)) => format!(" · ✓ {d}"),
+            Some(Status::Failed(e)) => format!(" · ✗ {e}"),
+            Some(Status::Rejected) => " · rejected".into(),
+            Some(Status::Blocked(b)) => format!(" · blocked: {b}"),
+        };
+        let style = if i == sel { t.selected() } else { Style::new() };
+        lines.push(Line::from(vec![
+            Span::styled(format!(" {:+.2} ", s.estimate), t.fg(Color::Cyan)),
+            Span::styled(
+                format!(
+                    "{} [{:?}] {}{state}",
+                    s.action.kind.label(),
+                    s.action.kind.risk(),
+                    s.action.preview()
+                ),
+                style,
+            ),
+        ]));
+    }
+    lines
+}
+
+fn draw_popup(f: &mut Frame, area: Rect, p: &super::approval::Popup, t: &Theme) {
+    use super::approval::{Button, Popup};
+    use crate::action::policy::Requirement;
+    let r = centered(area, 84, 13);
+    let mut lines: Vec<Line> = Vec::new();
+    let title;
+    match p {
+        Popup::Confirm {
+            s, typed, button, ..
+        } => {
+            title = " Confirm action (Esc cancels) ";
+            lines.push(Line::from(Span::styled(
+                s.action.kind.label(),
+                t.fg(Color::White).add_modifier(Modifier::BOLD),
+            )));
+            lines.push(Line::from(format!(
+                "risk {:?} · {} · {}",
+                s.action.kind.risk(),
+                if s.action.kind.undoable() {
+                    "can be undone"
+                } else {
+                    "cannot be undone"
+                },
+                if s.action.kind.dry_run() == crate::action::catalog::DryRun::Api {
+                    "AWS dry-runs it first"
+                } else {
+                    "no dry run in the API"
+                }
+            )));
+            lines.push(Line::from("the exact call:"));
+            lines.push(Line::from(Span::styled(
+                format!("  {}", s.action.preview()),
+                t.fg(Color::Yellow),
+            )));
+            if let Requirement::TypeResourceId(id) = &s.requirement {
+                lines.push(Line::from(format!("type {id} to confirm:")));
+                lines.push(Line::from(Span::styled(
+                    format!("  > {typed}▏"),
+                    t.fg(Color::White).add_modifier(Modifier::BOLD),
+                )));
+            } else {
+                lines.push(Line::from(""));
+            }
+            lines.push(Line::from(""));
+            let mut buttons = vec![(Button::Cancel, "Cancel"), (Button::Confirm, "Confirm")];
+            if !s.action.destructive() {
+                buttons.push((
+                    Button::ConfirmSimilar,
+                    "Confirm + similar for this incident",
+                ));
+            }
+            let mut spans = vec![Span::raw("  ")];
+            for (b, text) in buttons {
+                let style = if b == *button {
+                    t.selected().add_modifier(Modifier::BOLD)
+                } else {
+                    Style::new()
+                };
+                spans.push(Span::styled(format!("[ {text} ]"), style));
+                spans.push(Span::raw("  "));
+            }
+            lines.push(Line::from(spans));
+            lines.push(Line::from(Span::styled(
+                "Tab/←/→ choose · Enter press",
+                t.fg(Color::Gray),
+            )));
+        }
+        Popup::Reject { s, reason, .. } => {
+            title = " Reject action (Enter saves, Esc cancels) ";
+            lines.push(Line::from(format!(
+                "{}: {}",
+                s.action.kind.label(),
+                s.action.preview()
+            )));
+            lines.push(Line::from(""));
+            lines.push(Line::from("why (optional; kept in the audit log):"));
+            lines.push(Line::from(Span::styled(
+                format!("  > {reason}▏"),
+                t.fg(Color::White).add_modifier(Modifier::BOLD),
+            )));
+        }
+    }
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(title.into(), true, t)),
+        r,
+    );
+}
+
+fn draw_audit(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let r = centered(
+        area,
+        area.width.saturating_sub(6),
+        area.height.saturating_sub(4),
+    );
+    let rows = r.height.saturating_sub(2) as usize;
+    let log = &app.approval.audit;
+    let mut lines: Vec<Line> = log
+        .iter()
+        .skip(log.len().saturating_sub(rows))
+        .map(|l| Line::from(l.clone()))
+        .collect();
+    if lines.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "no decision yet this session; `stormwatch audit` lists every session's",
+            t.fg(Color::Gray),
+        )));
+    }
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).block(block(" Audit (A or Esc to close) ".into(), true, t)),
+        r,
+    );
 }
 
 fn draw_picker(f: &mut Frame, area: Rect, p: &super::picker::Picker, app: &App, t: &Theme) {
@@ -564,11 +761,12 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
             ),
             t.fg(Color::Gray),
         )),
-        Line::from(Span::styled(
-            "signals (why it was flagged):",
-            t.fg(Color::Gray),
-        )),
     ];
+    lines.extend(suggestion_lines(app, t));
+    lines.push(Line::from(Span::styled(
+        "signals (why it was flagged):",
+        t.fg(Color::Gray),
+    )));
     let anomalies = app.incident_anomalies();
     let sel = app.anomaly_idx.min(anomalies.len().saturating_sub(1));
     for (i, a) in anomalies.iter().enumerate() {
