@@ -38,10 +38,10 @@
 //! | [`trail`] | unsupervised per-event CloudTrail scorer: novelty per principal, denied-call bursts, sensitive and log-tampering calls, user-agent novelty; explained |
 //! | [`incident`] | threshold crossings → anomalies → incidents linked by entity, instance, IP, user or access key |
 //! | [`engine`] | wires the stages; keeps per-source counters, the tail and score history for the console |
-//! | [`action`] | remediation catalog, guards, approval gate and evidence-grounded proposals (not yet executed against AWS) |
+//! | [`action`] | remediation catalog, guards, approval gate, evidence-grounded proposals, the ranking bandit, and the audited executor on AWS (dry run, verify, undo) |
 //! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels, the remediation audit log; versioned migrations |
-//! | [`ui`] | the console: ratatui view, key handling, label flow |
-//! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval templates` (the miner against loghub), `eval nab` (the series detector against NAB, NAB's scoring), `eval cloudtrail` (the event scorer against a labelled capture) |
+//! | [`ui`] | the console: ratatui view, key handling, label flow, action suggestions with the confirm popup and audit pane |
+//! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval agent` (the action ranking, trained and scored in the simulator), `eval templates` (the miner against loghub), `eval nab` (the series detector against NAB, NAB's scoring), `eval cloudtrail` (the event scorer against a labelled capture) |
 //! | [`bench`] | `bench templates`: miner and parse + template throughput on a mixed corpus |
 //! | [`config`] | TOML config and the paths it controls |
 //! | [`logging`] | the file log (stdout belongs to the console) |

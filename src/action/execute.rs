@@ -262,6 +262,39 @@ impl Executor {
         self
     }
 
+    /// What the ranking weighs about an incident's resources: the instance's Auto Scaling group
+    /// and tags, and when the function's code last changed. A lookup that fails leaves its fact
+    /// unknown (and logged): ranking goes on without it.
+    pub async fn live_facts(
+        &self,
+        instance: Option<&str>,
+        function: Option<&str>,
+    ) -> super::rank::LiveFacts {
+        let mut facts = super::rank::LiveFacts::default();
+        if let Some(id) = instance {
+            match self.instance(id).await {
+                Ok(i) => facts.instance = Some(i.facts),
+                Err(e) => tracing::warn!(instance = id, "lookup for ranking failed: {e}"),
+            }
+        }
+        if let Some(name) = function {
+            match self.lambda.get_function().function_name(name).send().await {
+                Ok(out) => {
+                    facts.function_modified_ms = out
+                        .configuration()
+                        .and_then(|c| c.last_modified())
+                        .and_then(crate::timefmt::parse_iso);
+                }
+                Err(e) => tracing::warn!(
+                    function = name,
+                    "lookup for ranking failed: {}",
+                    crate::aws::error_text(&e)
+                ),
+            }
+        }
+        facts
+    }
+
     /// Looks an instance up: state, subnet, security groups, tags and Auto Scaling group.
     pub async fn instance(&self, instance_id: &str) -> Result<Instance, ExecError> {
         let out = self

@@ -11,7 +11,7 @@
 //! | [`rank`] | the contextual bandit that orders proposals by what fixed similar incidents |
 //! | [`propose`] | candidate actions from an incident's entities and keys, and the check that any action is grounded in them |
 //!
-//! The console's approval popup and the ranking bandit are not built yet (issue 6).
+//! The console's side of the gate (suggestions, confirm popup, audit pane) is [`crate::ui::approval`].
 
 pub mod catalog;
 pub mod cidr;

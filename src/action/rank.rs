@@ -8,8 +8,9 @@
 //! alone, training adds an exploration bonus. With no data every estimate is 0 and the ranking is
 //! the proposal order (a uniform prior).
 
-use super::catalog::{Action, ActionKind, CATALOG};
+use super::catalog::{Action, ActionKind, CATALOG, Target};
 use super::guard::{InstanceFacts, PROTECT_TAG};
+use super::propose::is_instance_id;
 use crate::incident::{Anomaly, CauseKind, Incident};
 use crate::window::Signal;
 use serde::{Deserialize, Serialize};
@@ -90,6 +91,23 @@ impl Context {
             .map(|(n, _)| *n)
             .collect()
     }
+}
+
+/// The instance and the function the candidates act on, whose live facts the context needs.
+pub fn subjects(candidates: &[Action]) -> (Option<String>, Option<String>) {
+    let instance = candidates.iter().find_map(|a| match &a.target {
+        Target::Instance { instance_id } | Target::Document { instance_id, .. }
+            if is_instance_id(instance_id) =>
+        {
+            Some(instance_id.clone())
+        }
+        _ => None,
+    });
+    let function = candidates.iter().find_map(|a| match &a.target {
+        Target::Function { name, .. } => Some(name.clone()),
+        _ => None,
+    });
+    (instance, function)
 }
 
 fn kind_slot(kind: CauseKind) -> usize {

@@ -11,7 +11,7 @@
 use crate::action::catalog::{Action, ActionKind, Target};
 use crate::action::cidr::Cidr;
 use crate::action::guard::{self, GuardContext, InstanceFacts};
-use crate::action::propose::{ProposalConfig, is_instance_id, propose};
+use crate::action::propose::{ProposalConfig, propose};
 use crate::action::rank::{Bandit, Context, Feedback, LiveFacts};
 use crate::incident::{Anomaly, CauseKind, Incident};
 use crate::sim::{SimConfig, TruthIncident, Variant};
@@ -139,18 +139,7 @@ pub fn truth_for<'a>(inc: &Incident, truths: &'a [TruthIncident]) -> Option<&'a 
 
 /// What `DescribeAutoScalingInstances` / `GetFunction` would answer for the incident's resources.
 pub fn lookups(truth: &TruthIncident, candidates: &[Action]) -> LiveFacts {
-    let instance = candidates.iter().find_map(|a| match &a.target {
-        Target::Instance { instance_id } | Target::Document { instance_id, .. }
-            if is_instance_id(instance_id) =>
-        {
-            Some(instance_id.clone())
-        }
-        _ => None,
-    });
-    let function = candidates.iter().find_map(|a| match &a.target {
-        Target::Function { name, .. } => Some(name.clone()),
-        _ => None,
-    });
+    let (instance, function) = crate::action::rank::subjects(candidates);
     LiveFacts {
         instance: instance.map(|id| InstanceFacts {
             auto_scaling_group: truth

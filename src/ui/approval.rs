@@ -87,8 +87,86 @@ pub enum Request {
         approved: Box<AuditEntry>,
         ctx: Context,
     },
-    /// An audit row with nothing to run after it (suggested, rejected, blocked).
+    /// An audit row with nothing to run after it (suggested, rejected, blocked, verified).
     Audit(AuditEntry),
+    /// Live facts the ranking weighs (Auto Scaling membership, the function's last change).
+    Facts {
+        incident: u64,
+        instance: Option<String>,
+        function: Option<String>,
+    },
+}
+
+/// Engine time after an action at which its incident's signals are judged.
+pub const VERIFY_AFTER_MS: i64 = 10 * 60_000;
+/// Lines already on their way when the action ran do not count against it.
+const VERIFY_GRACE_MS: i64 = 2 * 60_000;
+
+/// An action whose effect on its incident is being watched.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub call: String,
+    pub kind: ActionKind,
+    pub ctx: Context,
+    pub incident: u64,
+    /// Engine clock when the action ran.
+    pub at_ms: i64,
+    pub anomalies: usize,
+    pub severity: crate::incident::Severity,
+    /// The approval row, re-used for the verified row.
+    pub entry: AuditEntry,
+}
+
+impl Watch {
+    pub fn new(
+        call: String,
+        ctx: Context,
+        inc: &Incident,
+        at_ms: i64,
+        entry: AuditEntry,
+        kind: ActionKind,
+    ) -> Watch {
+        Watch {
+            call,
+            kind,
+            ctx,
+            incident: inc.id,
+            at_ms,
+            anomalies: inc.anomalies.len(),
+            severity: inc.severity,
+            entry,
+        }
+    }
+
+    /// What the incident's signals say since the action: worse if it grew more severe, not
+    /// resolved if anything anomalous happened after the grace period, else resolved.
+    pub fn outcome(&self, inc: &Incident) -> (Feedback, String) {
+        let after = self.at_ms + VERIFY_GRACE_MS;
+        if inc.severity > self.severity {
+            (
+                Feedback::MadeWorse,
+                format!("made worse: severity rose to {:?}", inc.severity),
+            )
+        } else if inc.last_event_ms > after || inc.anomalies.len() > self.anomalies {
+            (
+                Feedback::NotResolved,
+                format!(
+                    "not resolved: anomalous events until {} ({} signal(s), {} before)",
+                    crate::timefmt::hms(inc.last_event_ms),
+                    inc.anomalies.len(),
+                    self.anomalies
+                ),
+            )
+        } else {
+            (
+                Feedback::Resolved,
+                format!(
+                    "resolved: no anomalous event for {} min after the action",
+                    VERIFY_AFTER_MS / 60_000
+                ),
+            )
+        }
+    }
 }
 
 pub struct Approval {
@@ -107,6 +185,10 @@ pub struct Approval {
     pub similar: HashSet<(u64, ActionKind)>,
     /// Calls already written as suggested.
     suggested: HashSet<String>,
+    /// Incidents whose live facts were asked for.
+    looked_up: HashSet<u64>,
+    /// Actions run on AWS whose outcome is not judged yet.
+    pub watches: Vec<Watch>,
     /// What live lookups said per incident, for the ranking's context.
     pub facts: HashMap<u64, LiveFacts>,
     pub audit: Vec<String>,
@@ -131,6 +213,8 @@ impl Approval {
             status: HashMap::new(),
             similar: HashSet::new(),
             suggested: HashSet::new(),
+            looked_up: HashSet::new(),
+            watches: Vec::new(),
             facts: HashMap::new(),
             audit: Vec::new(),
             show_audit: false,
@@ -229,8 +313,20 @@ impl Approval {
         self.outbox.push(Request::Audit(e));
     }
 
-    /// Writes a `suggested` row the first time each suggestion is shown.
+    /// Writes a `suggested` row the first time each suggestion is shown, and asks AWS once per
+    /// incident for the facts the ranking weighs.
     pub fn note_shown(&mut self, list: &[Suggestion], incident: u64, now_ms: i64) {
+        if self.runner == Runner::Aws && self.looked_up.insert(incident) {
+            let actions: Vec<Action> = list.iter().map(|s| s.action.clone()).collect();
+            let (instance, function) = crate::action::rank::subjects(&actions);
+            if instance.is_some() || function.is_some() {
+                self.outbox.push(Request::Facts {
+                    incident,
+                    instance,
+                    function,
+                });
+            }
+        }
         for s in list {
             if self.suggested.insert(s.call.clone()) {
                 let detail = format!("estimate {:+.2}", s.estimate);
@@ -460,6 +556,40 @@ impl Approval {
         }
     }
 
+    /// Judges the watched actions whose time has come against their incidents' signals: a
+    /// `verified` audit row and a lesson for the ranking each.
+    pub fn verify_due(
+        &mut self,
+        clock_ms: i64,
+        incident: impl Fn(u64) -> Option<Incident>,
+    ) -> Vec<String> {
+        let (due, waiting): (Vec<Watch>, Vec<Watch>) = std::mem::take(&mut self.watches)
+            .into_iter()
+            .partition(|w| clock_ms >= w.at_ms + VERIFY_AFTER_MS);
+        self.watches = waiting;
+        let mut said = Vec::new();
+        for w in due {
+            let Some(inc) = incident(w.incident) else {
+                continue;
+            };
+            let (feedback, detail) = w.outcome(&inc);
+            self.bandit.learn(&w.ctx, w.kind, feedback);
+            let entry = AuditEntry {
+                created_ms: crate::ui::now_ms(),
+                event: AuditEvent::Verified,
+                actor: "stormwatch".into(),
+                reason: SafeText::default(),
+                detail: SafeText::new(&detail),
+                ..w.entry
+            };
+            self.status
+                .insert(w.call.clone(), Status::Done(detail.clone()));
+            self.write(entry);
+            said.push(format!("{}: {detail}", w.kind.id()));
+        }
+        said
+    }
+
     /// The run's result (and, for the simulator, its outcome).
     pub fn finished(
         &mut self,
@@ -552,7 +682,7 @@ mod tests {
             .filter_map(|r| match r {
                 Request::Audit(e) => Some(e.event),
                 Request::Run { approved, .. } => Some(approved.event),
-                Request::Resolve { .. } => None,
+                Request::Resolve { .. } | Request::Facts { .. } => None,
             })
             .collect()
     }
@@ -649,6 +779,36 @@ mod tests {
         a.approve(reboot, 7, &ctx, 0);
         assert!(a.popup.is_some());
         assert_eq!(runs(&a), 2);
+    }
+
+    #[test]
+    fn verification_reads_the_incident_after_the_action() {
+        let mut a = approval(Policy::default());
+        let (ctx, s) = pick(&a, ActionKind::RebootInstance);
+        let inc = incident();
+        let entry = a.entry(&s, 7, AuditEvent::Approved, "", "", 0);
+        let at = inc.last_event_ms;
+        let w = Watch::new(s.call.clone(), ctx, &inc, at, entry, s.action.kind);
+        // Quiet since the action (lines in flight during the grace period do not count).
+        let mut quiet = inc.clone();
+        quiet.last_event_ms = at + VERIFY_GRACE_MS;
+        assert_eq!(w.outcome(&quiet).0, Feedback::Resolved);
+        let mut going = inc.clone();
+        going.last_event_ms = at + 5 * 60_000;
+        assert_eq!(w.outcome(&going).0, Feedback::NotResolved);
+        let mut worse = going.clone();
+        worse.severity = Severity::Critical;
+        assert_eq!(w.outcome(&worse).0, Feedback::MadeWorse);
+        // Not judged before its time; then one verified row.
+        a.watches.push(w);
+        assert!(
+            a.verify_due(at + 60_000, |_| Some(quiet.clone()))
+                .is_empty()
+        );
+        let said = a.verify_due(at + VERIFY_AFTER_MS, |_| Some(quiet.clone()));
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(a.watches.is_empty());
+        assert_eq!(events(&a), [AuditEvent::Verified]);
     }
 
     #[test]

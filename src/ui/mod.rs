@@ -50,6 +50,12 @@ enum ActionEvent {
         ctx: crate::action::rank::Context,
         result: Result<String, String>,
         outcome: Option<crate::action::rank::Feedback>,
+        /// For a real run: the incident and approval row its verification watch starts from.
+        watch: Option<(u64, Box<crate::store::AuditEntry>)>,
+    },
+    Facts {
+        incident: u64,
+        facts: crate::action::rank::LiveFacts,
     },
 }
 
@@ -152,13 +158,20 @@ pub async fn run(
                             app.status = msg;
                         }
                     }
-                    ActionEvent::Finished { call, kind, ctx, result, outcome } => {
+                    ActionEvent::Facts { incident, facts } => {
+                        app.approval.facts.insert(incident, facts);
+                    }
+                    ActionEvent::Finished { call, kind, ctx, result, outcome, watch } => {
+                        let ran = result.is_ok();
                         app.status = app.approval.finished(&call, kind, &ctx, result, outcome, now);
-                        if let Some(store) = &store
-                            && let Ok(state) = serde_json::to_string(&app.approval.bandit)
+                        if ran
+                            && let Some((id, entry)) = watch
+                            && let Some(inc) = app.engine.incident(id)
                         {
-                            store.save_model(approval::MODEL_NAME, now, state);
+                            let w = approval::Watch::new(call, ctx, inc, app.engine.clock_ms(), *entry, kind);
+                            app.approval.watches.push(w);
                         }
+                        save_ranking(store.as_ref(), &app);
                     }
                 }
                 app.revision += 1;
@@ -168,6 +181,17 @@ pub async fn run(
             _ = frame.tick() => {
                 // Redraw for data only when data or time moved: an idle console stays idle.
                 dirty |= drawn.as_ref() != Some(&view_key(&app));
+                if !app.approval.watches.is_empty() {
+                    let clock = app.engine.clock_ms();
+                    let engine = &app.engine;
+                    let said = app.approval.verify_due(clock, |id| engine.incident(id).cloned());
+                    if let Some(last) = said.last() {
+                        app.status = last.clone();
+                        save_ranking(store.as_ref(), &app);
+                        dispatch(&mut app, store.as_ref(), &actions, &act_tx);
+                        dirty = true;
+                    }
+                }
                 if let Some(store) = &store
                     && saved.0.elapsed() >= TEMPLATE_SAVE_EVERY && saved.1 != app.engine.lines() {
                         save_templates(store, &app);
@@ -253,6 +277,21 @@ fn dispatch(
                     });
                 }
             }
+            approval::Request::Facts {
+                incident,
+                instance,
+                function,
+            } => {
+                if let Some(ex) = actions.executor.clone() {
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let facts = ex
+                            .live_facts(instance.as_deref(), function.as_deref())
+                            .await;
+                        let _ = tx.send(ActionEvent::Facts { incident, facts });
+                    });
+                }
+            }
             approval::Request::Resolve { s, incident } => {
                 let Some(ex) = actions.executor.clone() else {
                     let _ = tx.send(ActionEvent::Resolved {
@@ -300,6 +339,7 @@ fn dispatch(
                 let tx = tx.clone();
                 if let Some(ex) = actions.executor.clone() {
                     let guards = actions.guards.clone();
+                    let watch = Some((incident, approved.clone()));
                     tokio::spawn(async move {
                         let result =
                             run_on_aws(&ex, authorized, approved, &guards, &audit, &message).await;
@@ -309,6 +349,7 @@ fn dispatch(
                             ctx,
                             result,
                             outcome: None,
+                            watch,
                         });
                     });
                 } else if let Some(truth) = &actions.truth {
@@ -356,6 +397,7 @@ fn dispatch(
                             ctx,
                             result,
                             outcome,
+                            watch: None,
                         });
                     });
                 } else {
@@ -365,6 +407,7 @@ fn dispatch(
                         ctx,
                         result: Err("nothing to run actions with in this mode".into()),
                         outcome: None,
+                        watch: None,
                     });
                 }
             }
@@ -421,6 +464,15 @@ fn send_commands(app: &mut App, commands: Option<&mpsc::Sender<picker::Command>>
             }
             None => app.status = "nothing to send this to in this mode".into(),
         }
+    }
+}
+
+/// Queues the action ranking for the store after it learned something.
+fn save_ranking(store: Option<&Store>, app: &App) {
+    match (store, serde_json::to_string(&app.approval.bandit)) {
+        (Some(store), Ok(state)) => store.save_model(approval::MODEL_NAME, now_ms(), state),
+        (None, _) => {}
+        (_, Err(e)) => tracing::error!("action ranking not serialisable: {e}"),
     }
 }
 
