@@ -55,6 +55,8 @@ pub enum Action {
     NextSuggestion,
     PrevSuggestion,
     ToggleAudit,
+    /// Put back what the selected suggestion's run changed.
+    Undo,
 }
 
 pub fn action_for(key: KeyEvent) -> Option<Action> {
@@ -87,6 +89,7 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char(']') => Action::NextSuggestion,
         KeyCode::Char('[') => Action::PrevSuggestion,
         KeyCode::Char('A') => Action::ToggleAudit,
+        KeyCode::Char('U') => Action::Undo,
         _ => return None,
     })
 }
@@ -211,6 +214,22 @@ impl App {
     pub fn note_suggestions(&mut self, now_ms: i64) {
         if let Some((id, _, list)) = self.suggestions() {
             self.approval.note_shown(&list, id, now_ms);
+        }
+    }
+
+    /// Sends the new incident's notification when the config lets it go out unattended.
+    pub fn notify_unattended(&mut self, id: u64, now_ms: i64) {
+        let Some(inc) = self.engine.incident(id).cloned() else {
+            return;
+        };
+        let all = self.engine.anomalies();
+        let anomalies: Vec<&Anomaly> = inc
+            .anomalies
+            .iter()
+            .filter_map(|a| all.get(*a as usize))
+            .collect();
+        if let Some(msg) = self.approval.notify_unattended(&inc, &anomalies, now_ms) {
+            self.status = msg;
         }
     }
 
@@ -364,6 +383,13 @@ impl App {
                 };
                 self.revision += 1;
             }
+            Action::Undo => match self.suggestion() {
+                Some((id, _, s)) => {
+                    self.status = self.approval.undo(&s, id);
+                    self.revision += 1;
+                }
+                None => self.status = "no suggested action for the selected incident".into(),
+            },
             Action::ToggleAudit => {
                 self.approval.show_audit = !self.approval.show_audit;
                 self.revision += 1;

@@ -89,6 +89,12 @@ pub enum Request {
     },
     /// An audit row with nothing to run after it (suggested, rejected, blocked, verified).
     Audit(AuditEntry),
+    /// Put back what an executed action changed.
+    Undo {
+        call: String,
+        exec: Box<crate::action::execute::Executed>,
+        incident: u64,
+    },
     /// Live facts the ranking weighs (Auto Scaling membership, the function's last change).
     Facts {
         incident: u64,
@@ -187,6 +193,10 @@ pub struct Approval {
     suggested: HashSet<String>,
     /// Incidents whose live facts were asked for.
     looked_up: HashSet<u64>,
+    /// Incidents already notified without a keystroke (`actions.notify_unattended`).
+    notified: HashSet<u64>,
+    /// What each call changed on AWS, for undo.
+    pub executed: HashMap<String, crate::action::execute::Executed>,
     /// Actions run on AWS whose outcome is not judged yet.
     pub watches: Vec<Watch>,
     /// What live lookups said per incident, for the ranking's context.
@@ -214,6 +224,8 @@ impl Approval {
             similar: HashSet::new(),
             suggested: HashSet::new(),
             looked_up: HashSet::new(),
+            notified: HashSet::new(),
+            executed: HashMap::new(),
             watches: Vec::new(),
             facts: HashMap::new(),
             audit: Vec::new(),
@@ -517,6 +529,56 @@ impl Approval {
         }
     }
 
+    /// The one action that may run without a keystroke: the incident's SNS notification, once,
+    /// and only when the config opts in.
+    pub fn notify_unattended(
+        &mut self,
+        inc: &Incident,
+        anomalies: &[&Anomaly],
+        now_ms: i64,
+    ) -> Option<String> {
+        if !self.gate.policy().notify_unattended
+            || matches!(self.runner, Runner::Off(_))
+            || !self.notified.insert(inc.id)
+        {
+            return None;
+        }
+        let (ctx, list) = self.suggestions(inc, anomalies);
+        let s = list
+            .into_iter()
+            .find(|s| s.action.kind == ActionKind::NotifySns)?;
+        Some(self.authorize(
+            s,
+            inc.id,
+            &ctx,
+            Confirmation::Nothing,
+            "unattended: actions.notify_unattended",
+            now_ms,
+        ))
+    }
+
+    /// `U` on a suggestion that ran: asks the run loop to put back what it changed.
+    pub fn undo(&mut self, s: &Suggestion, incident: u64) -> String {
+        if self.gate.policy().read_only {
+            return "read-only mode: undo is a write too; nothing was run".into();
+        }
+        let Some(exec) = self.executed.remove(&s.call) else {
+            return "nothing to undo: this action has not run here".into();
+        };
+        if exec.undo.is_none() {
+            let kind = exec.action.kind;
+            self.executed.insert(s.call.clone(), exec);
+            return format!("{} cannot be undone", kind.label());
+        }
+        self.status.insert(s.call.clone(), Status::Running);
+        self.outbox.push(Request::Undo {
+            call: s.call.clone(),
+            exec: Box::new(exec),
+            incident,
+        });
+        format!("undoing {}…", s.action.kind.label())
+    }
+
     /// Through the gate: an audited block, or an approved run for the run loop.
     fn authorize(
         &mut self,
@@ -682,7 +744,7 @@ mod tests {
             .filter_map(|r| match r {
                 Request::Audit(e) => Some(e.event),
                 Request::Run { approved, .. } => Some(approved.event),
-                Request::Resolve { .. } | Request::Facts { .. } => None,
+                Request::Resolve { .. } | Request::Facts { .. } | Request::Undo { .. } => None,
             })
             .collect()
     }
@@ -809,6 +871,27 @@ mod tests {
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(a.watches.is_empty());
         assert_eq!(events(&a), [AuditEvent::Verified]);
+    }
+
+    #[test]
+    fn only_an_opted_in_notification_runs_unattended_once_per_incident() {
+        let mut a = approval(Policy::default());
+        assert!(a.notify_unattended(&incident(), &[], 0).is_none());
+        let mut a = approval(Policy {
+            notify_unattended: true,
+            ..Policy::default()
+        });
+        assert!(a.notify_unattended(&incident(), &[], 0).is_some());
+        assert!(a.notify_unattended(&incident(), &[], 0).is_none());
+        let kinds: Vec<&str> = a
+            .outbox
+            .iter()
+            .filter_map(|r| match r {
+                Request::Run { authorized, .. } => Some(authorized.action().kind.id()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds, ["sns.notify"]);
     }
 
     #[test]

@@ -22,6 +22,9 @@ const FRAME: Duration = Duration::from_millis(100);
 /// How often the mined templates are saved while the console runs (and once at exit), so a
 /// crash loses at most this much template history.
 const TEMPLATE_SAVE_EVERY: Duration = Duration::from_secs(60);
+/// How long the lookups before a confirm popup may take; a hung endpoint must not leave the
+/// suggestion "looking up" forever.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records handled between two looks at the keyboard, so a big history never freezes the keys.
 const INGEST_BUDGET: usize = 20_000;
 
@@ -52,6 +55,8 @@ enum ActionEvent {
         outcome: Option<crate::action::rank::Feedback>,
         /// For a real run: the incident and approval row its verification watch starts from.
         watch: Option<(u64, Box<crate::store::AuditEntry>)>,
+        /// What the run changed, for undo.
+        executed: Option<Box<crate::action::execute::Executed>>,
     },
     Facts {
         incident: u64,
@@ -138,6 +143,10 @@ pub async fn run(
                                 Err(_) => break,
                             }
                         }
+                        // An unattended notification for a new incident.
+                        if !app.approval.outbox.is_empty() {
+                            dispatch(&mut app, store.as_ref(), &actions, &act_tx);
+                        }
                     }
                     None => source_open = false,
                 }
@@ -161,8 +170,11 @@ pub async fn run(
                     ActionEvent::Facts { incident, facts } => {
                         app.approval.facts.insert(incident, facts);
                     }
-                    ActionEvent::Finished { call, kind, ctx, result, outcome, watch } => {
+                    ActionEvent::Finished { call, kind, ctx, result, outcome, watch, executed } => {
                         let ran = result.is_ok();
+                        if let Some(exec) = executed {
+                            app.approval.executed.insert(call.clone(), *exec);
+                        }
                         app.status = app.approval.finished(&call, kind, &ctx, result, outcome, now);
                         if ran
                             && let Some((id, entry)) = watch
@@ -231,6 +243,7 @@ fn handle(app: &mut App, msg: SourceMsg, on_incident: &impl Fn(&App, u64)) -> us
                 let out = app.engine.ingest(rec);
                 for id in out.new_incidents {
                     on_incident(app, id);
+                    app.notify_unattended(id, now_ms());
                 }
             }
             n
@@ -277,6 +290,51 @@ fn dispatch(
                     });
                 }
             }
+            approval::Request::Undo {
+                call,
+                exec,
+                incident,
+            } => {
+                let kind = exec.action.kind;
+                let ctx = app.engine.incident(incident).map(|i| {
+                    let all = app.engine.anomalies();
+                    let anomalies: Vec<&crate::incident::Anomaly> = i
+                        .anomalies
+                        .iter()
+                        .filter_map(|a| all.get(*a as usize))
+                        .collect();
+                    crate::action::rank::Context::new(i, &anomalies, &Default::default())
+                });
+                let (Some(ex), Some(ctx)) = (actions.executor.clone(), ctx) else {
+                    app.approval.executed.insert(call, *exec);
+                    app.status = "undo needs the AWS executor and the incident".into();
+                    continue;
+                };
+                let audit = crate::action::execute::CallAudit {
+                    store: store.cloned(),
+                    session: app.session.clone(),
+                    incident: Some(incident),
+                    call: call.clone(),
+                    actor: app.approval.actor.clone(),
+                };
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let result = ex
+                        .undo(&exec, &audit)
+                        .await
+                        .map(|d| format!("undone: {d}"))
+                        .map_err(|e| format!("undo failed: {e}"));
+                    let _ = tx.send(ActionEvent::Finished {
+                        call,
+                        kind,
+                        ctx,
+                        result,
+                        outcome: None,
+                        watch: None,
+                        executed: None,
+                    });
+                });
+            }
             approval::Request::Facts {
                 incident,
                 instance,
@@ -285,10 +343,11 @@ fn dispatch(
                 if let Some(ex) = actions.executor.clone() {
                     let tx = tx.clone();
                     tokio::spawn(async move {
-                        let facts = ex
-                            .live_facts(instance.as_deref(), function.as_deref())
-                            .await;
-                        let _ = tx.send(ActionEvent::Facts { incident, facts });
+                        let lookup = ex.live_facts(instance.as_deref(), function.as_deref());
+                        // Without an answer the ranking goes on without these facts.
+                        if let Ok(facts) = tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+                            let _ = tx.send(ActionEvent::Facts { incident, facts });
+                        }
                     });
                 }
             }
@@ -304,9 +363,21 @@ fn dispatch(
                 };
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let (result, facts) = match ex.resolve(&s.action).await {
-                        Ok(r) => (Ok(r.action), r.instance),
-                        Err(e) => (Err(e.to_string()), None),
+                    let (result, facts) = match tokio::time::timeout(
+                        LOOKUP_TIMEOUT,
+                        ex.resolve(&s.action),
+                    )
+                    .await
+                    {
+                        Ok(Ok(r)) => (Ok(r.action), r.instance),
+                        Ok(Err(e)) => (Err(e.to_string()), None),
+                        Err(_) => (
+                            Err(format!(
+                                "AWS did not answer the lookups in {} s; check the endpoint and try again",
+                                LOOKUP_TIMEOUT.as_secs()
+                            )),
+                            None,
+                        ),
                     };
                     let _ = tx.send(ActionEvent::Resolved {
                         s,
@@ -341,8 +412,13 @@ fn dispatch(
                     let guards = actions.guards.clone();
                     let watch = Some((incident, approved.clone()));
                     tokio::spawn(async move {
-                        let result =
-                            run_on_aws(&ex, authorized, approved, &guards, &audit, &message).await;
+                        let (result, executed) =
+                            match run_on_aws(&ex, authorized, approved, &guards, &audit, &message)
+                                .await
+                            {
+                                Ok((detail, exec)) => (Ok(detail), Some(Box::new(exec))),
+                                Err(e) => (Err(e), None),
+                            };
                         let _ = tx.send(ActionEvent::Finished {
                             call,
                             kind,
@@ -350,6 +426,7 @@ fn dispatch(
                             result,
                             outcome: None,
                             watch,
+                            executed,
                         });
                     });
                 } else if let Some(truth) = &actions.truth {
@@ -398,6 +475,7 @@ fn dispatch(
                             result,
                             outcome,
                             watch: None,
+                            executed: None,
                         });
                     });
                 } else {
@@ -408,6 +486,7 @@ fn dispatch(
                         result: Err("nothing to run actions with in this mode".into()),
                         outcome: None,
                         watch: None,
+                        executed: None,
                     });
                 }
             }
@@ -433,7 +512,7 @@ async fn run_on_aws(
     guards: &crate::action::guard::GuardContext,
     audit: &crate::action::execute::CallAudit,
     message: &str,
-) -> Result<String, String> {
+) -> Result<(String, crate::action::execute::Executed), String> {
     if let Some(store) = &audit.store {
         store
             .save_audit(*approved)
@@ -449,7 +528,7 @@ async fn run_on_aws(
         Ok(v) => format!("NOT in effect yet: {}", v.state),
         Err(e) => format!("could not verify: {e}"),
     };
-    Ok(format!("{} · {verified}", exec.detail))
+    Ok((format!("{} · {verified}", exec.detail), exec))
 }
 
 /// Hands the console's commands to the sources; a full queue drops them with a word on the

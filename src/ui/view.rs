@@ -45,6 +45,7 @@ pub const HELP: &[(&str, &str)] = &[
         "approve the suggested action: a confirm popup (Cancel first)",
     ),
     ("r", "reject the suggested action, with an optional reason"),
+    ("U", "undo the selected action where AWS allows (tail)"),
     ("A", "audit pane: suggestions, decisions, calls, results"),
 ];
 
