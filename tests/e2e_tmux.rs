@@ -83,6 +83,25 @@ fn demo_console_shows_an_incident_and_saves_a_label() {
     tmux.wait_for("the label to be saved", Duration::from_secs(10), |s| {
         s.contains("saved for incident #")
     });
+    // The top suggestion: y opens the popup on Cancel, so Enter runs nothing; Tab Enter confirms,
+    // and the demo's simulated account answers.
+    tmux.cmd(&["send-keys", "-t", "sw", "y"]);
+    tmux.wait_for("the confirm popup", Duration::from_secs(10), |s| {
+        s.contains("Confirm action") && s.contains("[ Cancel ]")
+    });
+    tmux.cmd(&["send-keys", "-t", "sw", "Enter"]);
+    tmux.wait_for("the cancel", Duration::from_secs(10), |s| {
+        s.contains("cancelled: nothing was run")
+    });
+    tmux.cmd(&["send-keys", "-t", "sw", "y"]);
+    tmux.wait_for("the confirm popup again", Duration::from_secs(10), |s| {
+        s.contains("Confirm action")
+    });
+    tmux.cmd(&["send-keys", "-t", "sw", "Tab"]);
+    tmux.cmd(&["send-keys", "-t", "sw", "Enter"]);
+    tmux.wait_for("the simulated run", Duration::from_secs(10), |s| {
+        s.contains("simulated, no AWS call")
+    });
     tmux.cmd(&["send-keys", "-t", "sw", "q"]);
     let start = Instant::now();
     while tmux.cmd(&["has-session", "-t", "sw"]).status.success() {
@@ -106,6 +125,15 @@ fn demo_console_shows_an_incident_and_saves_a_label() {
         .query_row("SELECT count(*) FROM incidents", [], |r| r.get(0))
         .unwrap();
     assert!(incidents >= 1);
+    // One approval, written before its request and response; nothing ran for the cancel.
+    let events: Vec<String> = db
+        .prepare("SELECT event FROM audit WHERE event != 'suggested' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(events, ["approved", "request", "response"]);
     // The mined templates were saved for the next run.
     let state = stormwatch::store::load_miner(&data)
         .unwrap()

@@ -204,10 +204,10 @@ impl App {
     }
 
     /// The selected suggestion.
-    fn suggestion(&self) -> Option<(u64, Context, Suggestion)> {
-        let (id, ctx, list) = self.suggestions()?;
+    fn suggestion(&self) -> Option<Suggestion> {
+        let (_, _, list) = self.suggestions()?;
         let i = self.approval.selected.min(list.len().checked_sub(1)?);
-        Some((id, ctx, list.get(i)?.clone()))
+        list.get(i).cloned()
     }
 
     /// Records the suggestions on screen as suggested (once each).
@@ -235,21 +235,7 @@ impl App {
 
     /// A key while the confirm or reject popup is open.
     pub fn popup_key(&mut self, key: KeyEvent, now_ms: i64) {
-        let ctx = match self.suggestion() {
-            Some((_, ctx, _)) => ctx,
-            None => match self.selected_incident() {
-                Some(inc) => crate::action::rank::Context::new(
-                    inc,
-                    &self.incident_anomalies(),
-                    &Default::default(),
-                ),
-                None => {
-                    self.approval.popup = None;
-                    return;
-                }
-            },
-        };
-        if let Some(status) = self.approval.popup_key(key, &ctx, now_ms) {
+        if let Some(status) = self.approval.popup_key(key, now_ms) {
             self.status = status;
         }
         self.revision += 1;
@@ -360,14 +346,14 @@ impl App {
             }
             Action::Label(value) => return self.label(value, now_ms),
             Action::Approve | Action::Reject => match self.suggestion() {
-                Some((id, ctx, s)) => {
+                Some(s) => {
                     if action == Action::Approve {
-                        let msg = self.approval.approve(s, id, &ctx, now_ms);
+                        let msg = self.approval.approve(s, now_ms);
                         if !msg.is_empty() {
                             self.status = msg;
                         }
                     } else {
-                        self.approval.reject(s, id);
+                        self.approval.reject(s);
                     }
                     self.revision += 1;
                 }
@@ -384,8 +370,8 @@ impl App {
                 self.revision += 1;
             }
             Action::Undo => match self.suggestion() {
-                Some((id, _, s)) => {
-                    self.status = self.approval.undo(&s, id);
+                Some(s) => {
+                    self.status = self.approval.undo(&s);
                     self.revision += 1;
                 }
                 None => self.status = "no suggested action for the selected incident".into(),

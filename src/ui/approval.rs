@@ -32,6 +32,9 @@ pub enum Runner {
 /// One ranked suggestion for the selected incident.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suggestion {
+    pub incident: u64,
+    /// What the ranking saw; decisions on the suggestion teach it in this context.
+    pub ctx: Context,
     pub action: Action,
     pub estimate: f64,
     /// Ties the suggestion's audit rows together: session, incident, kind and resource.
@@ -63,13 +66,11 @@ pub enum Button {
 pub enum Popup {
     Confirm {
         s: Suggestion,
-        incident: u64,
         typed: String,
         button: Button,
     },
     Reject {
         s: Suggestion,
-        incident: u64,
         reason: String,
     },
 }
@@ -78,7 +79,7 @@ pub enum Popup {
 #[derive(Debug)]
 pub enum Request {
     /// Live lookups that fill in what only AWS knows before the popup shows the exact call.
-    Resolve { s: Suggestion, incident: u64 },
+    Resolve { s: Suggestion },
     /// Run an authorised action; its `approved` row is written first.
     Run {
         authorized: Authorized,
@@ -253,6 +254,8 @@ impl Approval {
             .rank(&ctx, &candidates)
             .into_iter()
             .map(|r| Suggestion {
+                incident: inc.id,
+                ctx: ctx.clone(),
                 call: format!(
                     "{}/{}/{}/{}",
                     self.session,
@@ -271,7 +274,6 @@ impl Approval {
     fn entry(
         &self,
         s: &Suggestion,
-        incident: u64,
         event: AuditEvent,
         reason: &str,
         detail: &str,
@@ -280,7 +282,7 @@ impl Approval {
         AuditEntry {
             created_ms: now_ms,
             session: self.session.clone(),
-            incident: Some(incident),
+            incident: Some(s.incident),
             call: s.call.clone(),
             action: s.action.kind.id(),
             target: serde_json::to_string(&s.action.target).unwrap_or_default(),
@@ -342,7 +344,7 @@ impl Approval {
         for s in list {
             if self.suggested.insert(s.call.clone()) {
                 let detail = format!("estimate {:+.2}", s.estimate);
-                let e = self.entry(s, incident, AuditEvent::Suggested, "", &detail, now_ms);
+                let e = self.entry(s, AuditEvent::Suggested, "", &detail, now_ms);
                 self.outbox.push(Request::Audit(e));
             }
         }
@@ -350,7 +352,7 @@ impl Approval {
 
     /// `y` on a suggestion: straight to the run for an approved-similar kind, otherwise the
     /// popup (after the live lookups, when AWS answers).
-    pub fn approve(&mut self, s: Suggestion, incident: u64, ctx: &Context, now_ms: i64) -> String {
+    pub fn approve(&mut self, s: Suggestion, now_ms: i64) -> String {
         if let Runner::Off(why) = &self.runner {
             return why.clone();
         }
@@ -360,11 +362,9 @@ impl Approval {
         ) {
             return "already running".into();
         }
-        if !s.action.destructive() && self.similar.contains(&(incident, s.action.kind)) {
+        if !s.action.destructive() && self.similar.contains(&(s.incident, s.action.kind)) {
             return self.authorize(
                 s,
-                incident,
-                ctx,
                 Confirmation::Keystroke,
                 "approved similar for this incident",
                 now_ms,
@@ -372,32 +372,24 @@ impl Approval {
         }
         if self.runner == Runner::Aws {
             self.status.insert(s.call.clone(), Status::Resolving);
-            self.outbox.push(Request::Resolve { s, incident });
+            self.outbox.push(Request::Resolve { s });
             return "looking the resources up before confirming…".into();
         }
-        self.open_confirm(s, incident);
+        self.open_confirm(s);
         String::new()
     }
 
     /// The live lookups' answer: the popup shows the exact call that would run.
-    pub fn resolved(
-        &mut self,
-        s: Suggestion,
-        incident: u64,
-        result: Result<Action, String>,
-    ) -> String {
+    pub fn resolved(&mut self, s: Suggestion, result: Result<Action, String>) -> String {
         match result {
             Ok(action) => {
                 self.status.remove(&s.call);
                 let requirement = self.gate.requirement(&action);
-                self.open_confirm(
-                    Suggestion {
-                        action,
-                        requirement,
-                        ..s
-                    },
-                    incident,
-                );
+                self.open_confirm(Suggestion {
+                    action,
+                    requirement,
+                    ..s
+                });
                 String::new()
             }
             Err(e) => {
@@ -407,26 +399,24 @@ impl Approval {
         }
     }
 
-    fn open_confirm(&mut self, s: Suggestion, incident: u64) {
+    fn open_confirm(&mut self, s: Suggestion) {
         self.popup = Some(Popup::Confirm {
             s,
-            incident,
             typed: String::new(),
             button: Button::Cancel,
         });
     }
 
     /// `r` on a suggestion.
-    pub fn reject(&mut self, s: Suggestion, incident: u64) {
+    pub fn reject(&mut self, s: Suggestion) {
         self.popup = Some(Popup::Reject {
             s,
-            incident,
             reason: String::new(),
         });
     }
 
     /// A key while a popup is open; returns a status line when something was decided.
-    pub fn popup_key(&mut self, key: KeyEvent, ctx: &Context, now_ms: i64) -> Option<String> {
+    pub fn popup_key(&mut self, key: KeyEvent, now_ms: i64) -> Option<String> {
         if key.kind == KeyEventKind::Release {
             return None;
         }
@@ -434,7 +424,6 @@ impl Approval {
         match popup {
             Popup::Confirm {
                 s,
-                incident,
                 mut typed,
                 mut button,
             } => {
@@ -451,7 +440,7 @@ impl Approval {
                             Button::Cancel => "cancelled: nothing was run".into(),
                             Button::Confirm | Button::ConfirmSimilar => {
                                 if button == Button::ConfirmSimilar {
-                                    self.similar.insert((incident, s.action.kind));
+                                    self.similar.insert((s.incident, s.action.kind));
                                 }
                                 let reason = if button == Button::ConfirmSimilar {
                                     "approved, and similar actions for this incident"
@@ -462,14 +451,7 @@ impl Approval {
                                     Requirement::TypeResourceId(_) => Confirmation::Typed(&typed),
                                     _ => Confirmation::Keystroke,
                                 };
-                                self.authorize(
-                                    s.clone(),
-                                    incident,
-                                    ctx,
-                                    confirmation,
-                                    reason,
-                                    now_ms,
-                                )
+                                self.authorize(s.clone(), confirmation, reason, now_ms)
                             }
                         });
                     }
@@ -489,25 +471,16 @@ impl Approval {
                     }
                     _ => {}
                 }
-                self.popup = Some(Popup::Confirm {
-                    s,
-                    incident,
-                    typed,
-                    button,
-                });
+                self.popup = Some(Popup::Confirm { s, typed, button });
                 None
             }
-            Popup::Reject {
-                s,
-                incident,
-                mut reason,
-            } => {
+            Popup::Reject { s, mut reason } => {
                 match key.code {
                     KeyCode::Esc => return Some("reject cancelled".into()),
                     KeyCode::Enter => {
-                        let e = self.entry(&s, incident, AuditEvent::Rejected, &reason, "", now_ms);
+                        let e = self.entry(&s, AuditEvent::Rejected, &reason, "", now_ms);
                         self.write(e);
-                        self.bandit.learn(ctx, s.action.kind, Feedback::Rejected);
+                        self.bandit.learn(&s.ctx, s.action.kind, Feedback::Rejected);
                         self.status.insert(s.call.clone(), Status::Rejected);
                         return Some(format!("rejected {}", s.action.kind.label()));
                     }
@@ -519,11 +492,7 @@ impl Approval {
                     }
                     _ => {}
                 }
-                self.popup = Some(Popup::Reject {
-                    s,
-                    incident,
-                    reason,
-                });
+                self.popup = Some(Popup::Reject { s, reason });
                 None
             }
         }
@@ -543,14 +512,12 @@ impl Approval {
         {
             return None;
         }
-        let (ctx, list) = self.suggestions(inc, anomalies);
+        let (_, list) = self.suggestions(inc, anomalies);
         let s = list
             .into_iter()
             .find(|s| s.action.kind == ActionKind::NotifySns)?;
         Some(self.authorize(
             s,
-            inc.id,
-            &ctx,
             Confirmation::Nothing,
             "unattended: actions.notify_unattended",
             now_ms,
@@ -558,7 +525,7 @@ impl Approval {
     }
 
     /// `U` on a suggestion that ran: asks the run loop to put back what it changed.
-    pub fn undo(&mut self, s: &Suggestion, incident: u64) -> String {
+    pub fn undo(&mut self, s: &Suggestion) -> String {
         if self.gate.policy().read_only {
             return "read-only mode: undo is a write too; nothing was run".into();
         }
@@ -574,7 +541,7 @@ impl Approval {
         self.outbox.push(Request::Undo {
             call: s.call.clone(),
             exec: Box::new(exec),
-            incident,
+            incident: s.incident,
         });
         format!("undoing {}…", s.action.kind.label())
     }
@@ -583,8 +550,6 @@ impl Approval {
     fn authorize(
         &mut self,
         s: Suggestion,
-        incident: u64,
-        ctx: &Context,
         confirmation: Confirmation<'_>,
         reason: &str,
         now_ms: i64,
@@ -592,26 +557,27 @@ impl Approval {
         match self.gate.authorize(&s.action, confirmation, now_ms) {
             Err(blocked) => {
                 let why = blocked.to_string();
-                let e = self.entry(&s, incident, AuditEvent::Blocked, reason, &why, now_ms);
+                let e = self.entry(&s, AuditEvent::Blocked, reason, &why, now_ms);
                 self.write(e);
                 self.status
                     .insert(s.call.clone(), Status::Blocked(why.clone()));
                 format!("not run: {why}")
             }
             Ok(authorized) => {
-                let approved = self.entry(&s, incident, AuditEvent::Approved, reason, "", now_ms);
+                let approved = self.entry(&s, AuditEvent::Approved, reason, "", now_ms);
                 self.log(
                     now_ms,
                     format!("approved  {} {}", s.action.kind.id(), s.action.preview()),
                 );
-                self.bandit.learn(ctx, s.action.kind, Feedback::Confirmed);
+                self.bandit
+                    .learn(&s.ctx, s.action.kind, Feedback::Confirmed);
                 self.status.insert(s.call.clone(), Status::Running);
                 self.outbox.push(Request::Run {
                     authorized,
                     call: s.call.clone(),
-                    incident,
+                    incident: s.incident,
                     approved: Box::new(approved),
-                    ctx: ctx.clone(),
+                    ctx: s.ctx.clone(),
                 });
                 format!("running {}…", s.action.preview())
             }
@@ -712,22 +678,20 @@ mod tests {
         )
     }
 
-    fn pick(a: &Approval, kind: ActionKind) -> (Context, Suggestion) {
-        let (ctx, list) = a.suggestions(&incident(), &[]);
-        let s = list
-            .into_iter()
+    fn pick(a: &Approval, kind: ActionKind) -> Suggestion {
+        let (_, list) = a.suggestions(&incident(), &[]);
+        list.into_iter()
             .find(|s| s.action.kind == kind)
-            .unwrap_or_else(|| panic!("{kind:?} not suggested"));
-        (ctx, s)
+            .unwrap_or_else(|| panic!("{kind:?} not suggested"))
     }
 
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
     }
 
-    fn type_text(a: &mut Approval, ctx: &Context, text: &str) {
+    fn type_text(a: &mut Approval, text: &str) {
         for c in text.chars() {
-            assert!(a.popup_key(key(KeyCode::Char(c)), ctx, 0).is_none());
+            assert!(a.popup_key(key(KeyCode::Char(c)), 0).is_none());
         }
     }
 
@@ -752,18 +716,18 @@ mod tests {
     #[test]
     fn nothing_runs_without_confirming_and_cancel_is_the_default() {
         let mut a = approval(Policy::default());
-        let (ctx, s) = pick(&a, ActionKind::RebootInstance);
-        assert_eq!(a.approve(s.clone(), 7, &ctx, 0), "");
+        let s = pick(&a, ActionKind::RebootInstance);
+        assert_eq!(a.approve(s.clone(), 0), "");
         // Enter on the default button cancels.
-        a.popup_key(key(KeyCode::Enter), &ctx, 0);
+        a.popup_key(key(KeyCode::Enter), 0);
         assert!(a.popup.is_none());
-        a.approve(s.clone(), 7, &ctx, 0);
-        a.popup_key(key(KeyCode::Tab), &ctx, 0);
-        a.popup_key(key(KeyCode::Esc), &ctx, 0);
+        a.approve(s.clone(), 0);
+        a.popup_key(key(KeyCode::Tab), 0);
+        a.popup_key(key(KeyCode::Esc), 0);
         assert_eq!(runs(&a), 0, "Esc after choosing Confirm still runs nothing");
-        a.approve(s, 7, &ctx, 0);
-        a.popup_key(key(KeyCode::Tab), &ctx, 0);
-        a.popup_key(key(KeyCode::Enter), &ctx, 0);
+        a.approve(s, 0);
+        a.popup_key(key(KeyCode::Tab), 0);
+        a.popup_key(key(KeyCode::Enter), 0);
         assert_eq!(runs(&a), 1);
         assert_eq!(events(&a), [AuditEvent::Approved]);
     }
@@ -771,25 +735,25 @@ mod tests {
     #[test]
     fn a_destructive_action_needs_its_resource_id_typed_exactly() {
         let mut a = approval(Policy::default());
-        let (ctx, s) = pick(&a, ActionKind::StopInstance);
+        let s = pick(&a, ActionKind::StopInstance);
         assert_eq!(
             s.requirement,
             Requirement::TypeResourceId("i-0abc1234".into())
         );
-        a.approve(s.clone(), 7, &ctx, 0);
-        type_text(&mut a, &ctx, "i-0abc123");
-        a.popup_key(key(KeyCode::Tab), &ctx, 0);
-        let msg = a.popup_key(key(KeyCode::Enter), &ctx, 0).unwrap();
+        a.approve(s.clone(), 0);
+        type_text(&mut a, "i-0abc123");
+        a.popup_key(key(KeyCode::Tab), 0);
+        let msg = a.popup_key(key(KeyCode::Enter), 0).unwrap();
         assert!(msg.contains("nothing was run"), "{msg}");
         assert_eq!(runs(&a), 0);
         assert_eq!(events(&a), [AuditEvent::Blocked]);
         // No "approve similar" for destructive actions: Tab cycles Cancel and Confirm only.
-        a.approve(s, 7, &ctx, 0);
-        type_text(&mut a, &ctx, "i-0abc1234");
-        a.popup_key(key(KeyCode::Tab), &ctx, 0);
-        a.popup_key(key(KeyCode::Tab), &ctx, 0);
-        a.popup_key(key(KeyCode::Tab), &ctx, 0);
-        a.popup_key(key(KeyCode::Enter), &ctx, 0);
+        a.approve(s, 0);
+        type_text(&mut a, "i-0abc1234");
+        a.popup_key(key(KeyCode::Tab), 0);
+        a.popup_key(key(KeyCode::Tab), 0);
+        a.popup_key(key(KeyCode::Tab), 0);
+        a.popup_key(key(KeyCode::Enter), 0);
         assert_eq!(runs(&a), 1);
         assert!(a.similar.is_empty());
     }
@@ -800,14 +764,14 @@ mod tests {
             read_only: true,
             ..Policy::default()
         });
-        let (ctx, list) = a.suggestions(&incident(), &[]);
+        let (_, list) = a.suggestions(&incident(), &[]);
         for s in list {
-            a.approve(s.clone(), 7, &ctx, 0);
+            a.approve(s.clone(), 0);
             if s.action.destructive() {
-                type_text(&mut a, &ctx, &s.action.resource_id());
+                type_text(&mut a, &s.action.resource_id());
             }
-            a.popup_key(key(KeyCode::Tab), &ctx, 0);
-            let msg = a.popup_key(key(KeyCode::Enter), &ctx, 0).unwrap();
+            a.popup_key(key(KeyCode::Tab), 0);
+            let msg = a.popup_key(key(KeyCode::Enter), 0).unwrap();
             assert!(msg.contains("read-only"), "{msg}");
         }
         assert_eq!(runs(&a), 0);
@@ -816,9 +780,9 @@ mod tests {
     #[test]
     fn approve_similar_skips_the_popup_only_for_that_kind_and_incident() {
         let mut a = approval(Policy::default());
-        let (ctx, s) = pick(&a, ActionKind::NotifySns);
-        a.approve(s.clone(), 7, &ctx, 0);
-        a.popup_key(key(KeyCode::Left), &ctx, 0);
+        let s = pick(&a, ActionKind::NotifySns);
+        a.approve(s.clone(), 0);
+        a.popup_key(key(KeyCode::Left), 0);
         assert!(matches!(
             a.popup,
             Some(Popup::Confirm {
@@ -826,19 +790,19 @@ mod tests {
                 ..
             })
         ));
-        a.popup_key(key(KeyCode::Enter), &ctx, 0);
+        a.popup_key(key(KeyCode::Enter), 0);
         assert_eq!(runs(&a), 1);
         a.status.clear();
-        a.approve(s.clone(), 7, &ctx, 0);
+        a.approve(s.clone(), 0);
         assert!(a.popup.is_none(), "approved similar: no popup");
         assert_eq!(runs(&a), 2);
         // Another incident asks again; another kind asks again.
         a.status.clear();
-        a.approve(s, 8, &ctx, 0);
+        a.approve(Suggestion { incident: 8, ..s }, 0);
         assert!(a.popup.is_some());
         a.popup = None;
-        let (_, reboot) = pick(&a, ActionKind::RebootInstance);
-        a.approve(reboot, 7, &ctx, 0);
+        let reboot = pick(&a, ActionKind::RebootInstance);
+        a.approve(reboot, 0);
         assert!(a.popup.is_some());
         assert_eq!(runs(&a), 2);
     }
@@ -846,11 +810,18 @@ mod tests {
     #[test]
     fn verification_reads_the_incident_after_the_action() {
         let mut a = approval(Policy::default());
-        let (ctx, s) = pick(&a, ActionKind::RebootInstance);
+        let s = pick(&a, ActionKind::RebootInstance);
         let inc = incident();
-        let entry = a.entry(&s, 7, AuditEvent::Approved, "", "", 0);
+        let entry = a.entry(&s, AuditEvent::Approved, "", "", 0);
         let at = inc.last_event_ms;
-        let w = Watch::new(s.call.clone(), ctx, &inc, at, entry, s.action.kind);
+        let w = Watch::new(
+            s.call.clone(),
+            s.ctx.clone(),
+            &inc,
+            at,
+            entry,
+            s.action.kind,
+        );
         // Quiet since the action (lines in flight during the grace period do not count).
         let mut quiet = inc.clone();
         quiet.last_event_ms = at + VERIFY_GRACE_MS;
@@ -897,12 +868,12 @@ mod tests {
     #[test]
     fn a_rejection_is_audited_with_its_reason_and_teaches_the_ranking() {
         let mut a = approval(Policy::default());
-        let (ctx, s) = pick(&a, ActionKind::RebootInstance);
-        let before = a.bandit.rank(&ctx, std::slice::from_ref(&s.action))[0].estimate;
-        a.reject(s.clone(), 7);
-        type_text(&mut a, &ctx, "wrong host");
-        a.popup_key(key(KeyCode::Enter), &ctx, 0);
-        let after = a.bandit.rank(&ctx, std::slice::from_ref(&s.action))[0].estimate;
+        let s = pick(&a, ActionKind::RebootInstance);
+        let before = a.bandit.rank(&s.ctx, std::slice::from_ref(&s.action))[0].estimate;
+        a.reject(s.clone());
+        type_text(&mut a, "wrong host");
+        a.popup_key(key(KeyCode::Enter), 0);
+        let after = a.bandit.rank(&s.ctx, std::slice::from_ref(&s.action))[0].estimate;
         assert!(after < before);
         let Some(Request::Audit(e)) = a.outbox.last() else {
             panic!("no audit row")

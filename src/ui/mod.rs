@@ -42,8 +42,7 @@ pub struct Actions {
 /// Answers from action tasks.
 enum ActionEvent {
     Resolved {
-        s: approval::Suggestion,
-        incident: u64,
+        s: Box<approval::Suggestion>,
         result: Result<crate::action::catalog::Action, String>,
         facts: Option<crate::action::guard::InstanceFacts>,
     },
@@ -158,11 +157,11 @@ pub async fn run(
             Some(ev) = act_rx.recv() => {
                 let now = now_ms();
                 match ev {
-                    ActionEvent::Resolved { s, incident, result, facts } => {
+                    ActionEvent::Resolved { s, result, facts } => {
                         if let Some(f) = facts {
-                            app.approval.facts.entry(incident).or_default().instance = Some(f);
+                            app.approval.facts.entry(s.incident).or_default().instance = Some(f);
                         }
-                        let msg = app.approval.resolved(s, incident, result);
+                        let msg = app.approval.resolved(*s, result);
                         if !msg.is_empty() {
                             app.status = msg;
                         }
@@ -351,11 +350,11 @@ fn dispatch(
                     });
                 }
             }
-            approval::Request::Resolve { s, incident } => {
+            approval::Request::Resolve { s } => {
+                let s = Box::new(s);
                 let Some(ex) = actions.executor.clone() else {
                     let _ = tx.send(ActionEvent::Resolved {
                         s,
-                        incident,
                         result: Err("no AWS executor in this mode".into()),
                         facts: None,
                     });
@@ -379,12 +378,7 @@ fn dispatch(
                             None,
                         ),
                     };
-                    let _ = tx.send(ActionEvent::Resolved {
-                        s,
-                        incident,
-                        result,
-                        facts,
-                    });
+                    let _ = tx.send(ActionEvent::Resolved { s, result, facts });
                 });
             }
             approval::Request::Run {
