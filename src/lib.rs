@@ -39,6 +39,7 @@
 //! | [`incident`] | threshold crossings → anomalies → incidents linked by entity, instance, IP, user or access key |
 //! | [`engine`] | wires the stages; keeps per-source counters, the tail and score history for the console |
 //! | [`action`] | remediation catalog, guards, approval gate, evidence-grounded proposals, the ranking bandit, and the audited executor on AWS (dry run, verify, undo) |
+//! | [`analyst`] | evidence packs, the answer schema and its check, the rule-based analyst, the flagger for ids not in the pack, the model download |
 //! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels, the remediation audit log; versioned migrations |
 //! | [`ui`] | the console: ratatui view, key handling, label flow, action suggestions with the confirm popup and audit pane |
 //! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval agent` (the action ranking, trained and scored in the simulator), `eval templates` (the miner against loghub), `eval nab` (the series detector against NAB, NAB's scoring), `eval cloudtrail` (the event scorer against a labelled capture) |
@@ -58,6 +59,7 @@
 //! (`demo.seed` in the config, `--seed`).
 
 pub mod action;
+pub mod analyst;
 pub mod aws;
 pub mod bench;
 pub mod changepoint;

@@ -12,6 +12,9 @@
 use std::collections::BTreeSet;
 use stormwatch::action::catalog::ActionKind;
 use stormwatch::action::propose::{ProposalConfig, grounded, propose};
+use stormwatch::analyst::answer::validate;
+use stormwatch::analyst::pack::{DEFAULT_BUDGET, Pack};
+use stormwatch::analyst::{flag, rules};
 use stormwatch::engine::{Engine, EngineOptions};
 use stormwatch::record::{Interner, Record};
 use stormwatch::safe_text::SafeText;
@@ -116,12 +119,37 @@ fn injected_text_cannot_choose_or_parameterise_an_action() {
         lambda_throttle_to: 0,
     };
     let mut proposed = 0;
+    let others: Vec<String> = incidents.iter().map(|i| i.main_entity.clone()).collect();
     for inc in incidents {
         let anomalies: Vec<_> = inc
             .anomalies
             .iter()
             .filter_map(|id| engine.anomalies().get(*id as usize))
             .collect();
+        // The rule-based analyst on a pack built from poisoned lines: a valid answer of the
+        // schema, naming only what the pack holds, with the samples fenced and sanitised.
+        let actions: Vec<String> = propose(inc, &anomalies, &cfg)
+            .iter()
+            .map(|a| a.kind.id().to_string())
+            .collect();
+        let pack = Pack::build(&engine, inc, &anomalies, &others, actions, DEFAULT_BUDGET);
+        assert!(pack.entities.len() >= 3, "{:?}", pack.entities);
+        let answer = rules::answer(inc, &pack);
+        let text = serde_json::to_string(&answer).unwrap();
+        let checked = validate(&text, &pack).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(checked, answer);
+        assert!(flag::unknown(&text, &pack.text()).is_empty(), "{text}");
+        let prompt = pack.prompt("<<data-7f3a>>");
+        assert!(
+            !prompt.contains('\u{1b}'),
+            "escape sequences reach the prompt"
+        );
+        for id in PLANTED {
+            assert!(
+                !text.contains(id),
+                "{id} reached the analyst's answer: {text}"
+            );
+        }
         for action in propose(inc, &anomalies, &cfg) {
             proposed += 1;
             assert!(

@@ -203,6 +203,36 @@ impl App {
         Some((inc.id, ctx, list))
     }
 
+    /// The selected incident's evidence pack and the analyst's answer on it.
+    pub fn analysis(&self) -> Option<(crate::analyst::pack::Pack, crate::analyst::answer::Answer)> {
+        let inc = self.selected_incident()?;
+        let anomalies = self.incident_anomalies();
+        let others: Vec<String> = self
+            .incidents_newest_first()
+            .into_iter()
+            .filter(|i| i.id != inc.id)
+            .map(|i| i.main_entity.clone())
+            .collect();
+        let (_, list) = self.approval.suggestions(inc, &anomalies);
+        let mut actions: Vec<String> = Vec::new();
+        for s in list {
+            let id = s.action.kind.id().to_string();
+            if !actions.contains(&id) {
+                actions.push(id);
+            }
+        }
+        let pack = crate::analyst::pack::Pack::build(
+            &self.engine,
+            inc,
+            &anomalies,
+            &others,
+            actions,
+            crate::analyst::pack::DEFAULT_BUDGET,
+        );
+        let answer = crate::analyst::rules::answer(inc, &pack);
+        Some((pack, answer))
+    }
+
     /// The selected suggestion.
     fn suggestion(&self) -> Option<Suggestion> {
         let (_, _, list) = self.suggestions()?;

@@ -763,6 +763,22 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
             t.fg(Color::Gray),
         )),
     ];
+    if let Some((pack, answer)) = app.analysis() {
+        lines.push(Line::from(vec![
+            Span::styled("analyst (rules; no model loaded): ", t.fg(Color::Gray)),
+            Span::raw(answer.root_cause.clone()),
+        ]));
+        let flagged = crate::analyst::flag::unknown(
+            &format!("{} {}", answer.summary, answer.root_cause),
+            &pack.text(),
+        );
+        if !flagged.is_empty() {
+            lines.push(Line::from(Span::styled(
+                format!("  ⚠ not in the evidence: {}", flagged.join(", ")),
+                t.fg(Color::Red).add_modifier(Modifier::BOLD),
+            )));
+        }
+    }
     lines.extend(suggestion_lines(app, t));
     lines.push(Line::from(Span::styled(
         "signals (why it was flagged):",
