@@ -326,6 +326,21 @@ pub enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Score the analysts' answers on the injected incidents of demo seeds
+    Analyst {
+        /// Scenarios (seeds 1, 2, ...)
+        #[arg(long, default_value_t = 20)]
+        seeds: u32,
+        /// Worker threads (default: available cores)
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print one JSON document on stdout (the human summary goes to stderr)
+        #[arg(long)]
+        json: bool,
+        /// Write one JSON line per incident and analyst (pack entities, answer, flagged) to FILE
+        #[arg(long, value_name = "FILE")]
+        emit: Option<PathBuf>,
+    },
     /// Run the numeric series detector over a NAB-layout directory and score it NAB's way
     Nab {
         /// NAB-layout directory: data/<category>/*.csv and labels/combined_windows.json
@@ -454,9 +469,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             emit,
         })) => {
-            let threads = threads.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-            });
+            let threads = worker_threads(threads);
             let res = eval::demo::demo(
                 first_seed,
                 seeds,
@@ -482,12 +495,33 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             threads,
             json,
         })) => {
-            let threads = threads.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-            });
+            let threads = worker_threads(threads);
             let (res, model) = eval::agent::run(train_seeds, seeds, cfg.engine.threshold, threads);
             if let Some(path) = emit_model {
                 std::fs::write(&path, serde_json::to_string(&model)?).with_context(|| {
+                    format!(
+                        "cannot write {}; check the directory exists",
+                        path.display()
+                    )
+                })?;
+            }
+            report(json, &res.render(), &res)
+        }
+        Some(Command::Eval(EvalCommand::Analyst {
+            seeds,
+            threads,
+            json,
+            emit,
+        })) => {
+            let threads = worker_threads(threads);
+            let (res, lines) = eval::analyst::run(seeds, cfg.engine.threshold, threads);
+            if let Some(path) = emit {
+                let mut out = String::new();
+                for l in &lines {
+                    out.push_str(&serde_json::to_string(l)?);
+                    out.push('\n');
+                }
+                std::fs::write(&path, out).with_context(|| {
                     format!(
                         "cannot write {}; check the directory exists",
                         path.display()
@@ -668,6 +702,13 @@ fn label_writer(cfg: &Config, count: u64) -> anyhow::Result<()> {
 
 /// The `--json` convention: one JSON document on stdout and the human text on stderr; without
 /// `--json`, the human text on stdout.
+/// `--threads`, or one per available core.
+fn worker_threads(asked: Option<usize>) -> usize {
+    asked.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    })
+}
+
 fn report(json: bool, human: &str, doc: &impl serde::Serialize) -> anyhow::Result<()> {
     if json {
         eprint!("{human}");

@@ -116,7 +116,10 @@ pub fn respond(truth: &TruthIncident, action: &Action) -> (Feedback, f64) {
 
 /// The engine's incident for `truth`: same kind, overlapping in time, sharing an entity; the
 /// earliest opened wins.
-fn matching<'a>(truth: &TruthIncident, incidents: &'a [Incident]) -> Option<&'a Incident> {
+pub(crate) fn matching<'a>(
+    truth: &TruthIncident,
+    incidents: &'a [Incident],
+) -> Option<&'a Incident> {
     incidents
         .iter()
         .filter(|i| i.kind == kind_of(truth.kind))
@@ -127,6 +130,33 @@ fn matching<'a>(truth: &TruthIncident, incidents: &'a [Incident]) -> Option<&'a 
             i.main_entity == truth.main_entity || truth.entities.iter().any(|e| i.keys.contains(e))
         })
         .min_by_key(|i| i.opened_ms)
+}
+
+/// An injected incident the engine opened: its truth, the engine's incident and its anomalies.
+pub(crate) type Opened<'a> = (&'a TruthIncident, &'a Incident, Vec<&'a Anomaly>);
+
+/// Each injected incident the engine opened, and how many it did not open.
+pub(crate) fn opened<'a>(
+    truth: &'a [TruthIncident],
+    engine: &'a crate::engine::Engine,
+) -> (Vec<Opened<'a>>, u32) {
+    let all = engine.anomalies();
+    let mut out = Vec::new();
+    let mut missed = 0;
+    for t in truth {
+        match matching(t, engine.incidents()) {
+            Some(inc) => {
+                let anomalies = inc
+                    .anomalies
+                    .iter()
+                    .filter_map(|id| all.get(*id as usize))
+                    .collect();
+                out.push((t, inc, anomalies));
+            }
+            None => missed += 1,
+        }
+    }
+    (out, missed)
 }
 
 /// The injected incident behind an engine incident, if any: the demo console's simulated
@@ -173,20 +203,10 @@ fn episodes(seed: u64, threshold: f64) -> (Vec<Episode>, u32) {
         },
         threshold,
     );
-    let all = engine.anomalies();
     let cfg = proposal_config();
     let mut out = Vec::new();
-    let mut missed = 0;
-    for t in &truth.incidents {
-        let Some(inc) = matching(t, engine.incidents()) else {
-            missed += 1;
-            continue;
-        };
-        let anomalies: Vec<&Anomaly> = inc
-            .anomalies
-            .iter()
-            .filter_map(|id| all.get(*id as usize))
-            .collect();
+    let (found, mut missed) = opened(&truth.incidents, &engine);
+    for (t, inc, anomalies) in found {
         let proposed = propose(inc, &anomalies, &cfg);
         let facts = lookups(t, &proposed);
         let candidates: Vec<Action> = proposed

@@ -3,11 +3,13 @@
 //!
 //! - [`demo`]: the engine against the simulator's ground truth.
 //! - [`agent`]: the action ranking, trained and scored in the simulator.
+//! - [`analyst`]: the analysts' answers on the injected incidents: schema, entity, action, hallucinations.
 //! - [`templates`]: the template miner against loghub's labelled templates.
 //! - [`cloudtrail`]: the CloudTrail event scorer against a labelled attack capture.
 //! - [`nab`]: the numeric series detector against the Numenta Anomaly Benchmark, scored NAB's way.
 
 pub mod agent;
+pub mod analyst;
 pub mod cloudtrail;
 pub mod demo;
 pub mod nab;
