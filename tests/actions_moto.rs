@@ -179,13 +179,49 @@ async fn ec2_actions_run_verify_repeat_and_undo_on_moto() {
     let revoke = Action {
         kind: ActionKind::RevokeIngress,
         target: Target::Ingress {
-            instance_id: w.instance.clone(),
+            attached_to: w.instance.clone(),
             port: 22,
             rule: None,
         },
     };
     let resolved = exec.resolve(&revoke).await.unwrap().action;
     assert_eq!(resolved.resource_id(), w.group);
+    // Flow logs name the interface, not the instance: the same rule is found through it.
+    let eni = w
+        .ec2
+        .describe_instances()
+        .instance_ids(&w.instance)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .network_interfaces()[0]
+        .network_interface_id()
+        .unwrap()
+        .to_string();
+    let via_eni = Action {
+        kind: ActionKind::RevokeIngress,
+        target: Target::Ingress {
+            attached_to: eni,
+            port: 22,
+            rule: None,
+        },
+    };
+    let by_interface = exec.resolve(&via_eni).await.unwrap().action;
+    assert_eq!(by_interface.resource_id(), w.group);
+    let missing = Action {
+        kind: ActionKind::RevokeIngress,
+        target: Target::Ingress {
+            attached_to: "eni-0123456789abcdef0".into(),
+            port: 22,
+            rule: None,
+        },
+    };
+    assert!(matches!(
+        exec.resolve(&missing).await.unwrap_err(),
+        ExecError::NotFound { .. }
+    ));
     // The operator's own address is inside 0.0.0.0/0: revoking it would lock them out.
     let operator = GuardContext {
         operator_ips: vec!["198.51.100.20".parse().unwrap()],

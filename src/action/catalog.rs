@@ -160,8 +160,9 @@ pub enum Target {
         network_acl_id: Option<String>,
     },
     Ingress {
-        /// The attacked instance from the evidence; its security groups are searched.
-        instance_id: String,
+        /// The attacked instance (`i-`) or network interface (`eni-`) from the evidence; its
+        /// security groups are searched.
+        attached_to: String,
         /// The port under attack (22 for SSH).
         port: u16,
         /// The rule that opens `port` to the attackers, once a live lookup has found it.
@@ -207,7 +208,7 @@ impl Action {
             Target::Ingress {
                 rule: Some(rule), ..
             } => rule.group_id.clone(),
-            Target::Ingress { instance_id, .. } => instance_id.clone(),
+            Target::Ingress { attached_to, .. } => attached_to.clone(),
             Target::AccessKey { access_key_id, .. } => access_key_id.clone(),
             Target::Topic { topic_arn } => topic_arn.clone(),
         }
@@ -285,17 +286,17 @@ impl Action {
                 }
             ),
             Target::Ingress {
-                instance_id,
+                attached_to,
                 port,
                 rule: Some(IngressRule { group_id, cidr }),
             } => format!(
-                "ec2:RevokeSecurityGroupIngress GroupId={group_id} IpPermissions=[{{IpProtocol=tcp, FromPort={port}, ToPort={port}, {}={cidr}}}] (DryRun first; {instance_id}'s group)",
+                "ec2:RevokeSecurityGroupIngress GroupId={group_id} IpPermissions=[{{IpProtocol=tcp, FromPort={port}, ToPort={port}, {}={cidr}}}] (DryRun first; {attached_to}'s group)",
                 if cidr.is_v4() { "CidrIp" } else { "CidrIpv6" }
             ),
             Target::Ingress {
-                instance_id, port, ..
+                attached_to, port, ..
             } => format!(
-                "ec2:RevokeSecurityGroupIngress GroupId=<{instance_id}'s group opening tcp/{port}, looked up> (DryRun first)"
+                "ec2:RevokeSecurityGroupIngress GroupId=<{attached_to}'s group opening tcp/{port}, looked up> (DryRun first)"
             ),
             Target::AccessKey {
                 access_key_id,

@@ -295,6 +295,38 @@ impl Executor {
         facts
     }
 
+    /// The security groups of a network interface (flow logs name interfaces, not instances).
+    async fn interface_groups(&self, eni: &str) -> Result<Vec<String>, ExecError> {
+        let out = self
+            .ec2
+            .describe_network_interfaces()
+            .network_interface_ids(eni)
+            .send()
+            .await
+            .map_err(|e| match e.code() {
+                Some(
+                    "InvalidNetworkInterfaceID.NotFound" | "InvalidNetworkInterfaceID.Malformed",
+                ) => ExecError::NotFound {
+                    what: format!("network interface {eni}"),
+                },
+                _ => ExecError::aws("ec2:DescribeNetworkInterfaces", e),
+            })?;
+        let Some(found) = out
+            .network_interfaces()
+            .iter()
+            .find(|n| n.network_interface_id() == Some(eni))
+        else {
+            return Err(ExecError::NotFound {
+                what: format!("network interface {eni}"),
+            });
+        };
+        Ok(found
+            .groups()
+            .iter()
+            .filter_map(|g| g.group_id().map(str::to_string))
+            .collect())
+    }
+
     /// Looks an instance up: state, subnet, security groups, tags and Auto Scaling group.
     pub async fn instance(&self, instance_id: &str) -> Result<Instance, ExecError> {
         let out = self
@@ -568,15 +600,19 @@ impl Executor {
                     .map(str::to_string);
             }
             Target::Ingress {
-                instance_id,
+                attached_to,
                 port,
                 rule,
             } => {
-                let found = self.instance(instance_id).await?;
-                *rule = self.open_rule(&found.group_ids, *port).await?;
+                let groups = if attached_to.starts_with("eni-") {
+                    self.interface_groups(attached_to).await?
+                } else {
+                    self.instance(attached_to).await?.group_ids
+                };
+                *rule = self.open_rule(&groups, *port).await?;
                 if rule.is_none() {
                     return Err(ExecError::Unresolved(format!(
-                        "no security-group rule opens tcp/{port} on {instance_id} to a public range: nothing to revoke"
+                        "no security-group rule opens tcp/{port} on {attached_to} to a public range: nothing to revoke"
                     )));
                 }
             }

@@ -224,7 +224,7 @@ mod tests {
         let revoke_own = Action {
             kind: ActionKind::RevokeIngress,
             target: Target::Ingress {
-                instance_id: "i-0abc".into(),
+                attached_to: "i-0abc".into(),
                 port: 22,
                 rule: Some(super::super::catalog::IngressRule {
                     group_id: "sg-0123".into(),

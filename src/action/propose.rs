@@ -34,6 +34,13 @@ pub fn is_instance_id(s: &str) -> bool {
     })
 }
 
+/// `eni-` and 8 or 17 hex digits: a network interface.
+pub fn is_interface_id(s: &str) -> bool {
+    s.strip_prefix("eni-").is_some_and(|h| {
+        (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
 /// An IAM access key id: `AKIA` (long-term) or `ASIA` (temporary) and 16 upper-case letters or
 /// digits.
 pub fn is_access_key_id(s: &str) -> bool {
@@ -124,11 +131,19 @@ pub fn propose(incident: &Incident, anomalies: &[&Anomaly], cfg: &ProposalConfig
                 });
             }
             // Many addresses, or one that keeps changing: close the door instead of chasing them.
-            if let Some(instance_id) = host {
+            // Flow logs name the attacked interface rather than the instance; its security
+            // groups are the same door.
+            let door = host.or_else(|| {
+                links_of(anomalies, &signals)
+                    .into_iter()
+                    .find(|l| is_interface_id(l))
+                    .map(str::to_string)
+            });
+            if let Some(attached_to) = door {
                 out.push(Action {
                     kind: ActionKind::RevokeIngress,
                     target: Target::Ingress {
-                        instance_id,
+                        attached_to,
                         port: SSH_PORT,
                         rule: None,
                     },
@@ -238,15 +253,15 @@ pub fn grounded(
             // Which rule to revoke comes only from a live DescribeSecurityGroups lookup: nothing
             // the incident or a model says can name one.
             Target::Ingress {
-                instance_id,
+                attached_to,
                 port,
                 rule,
             } => {
                 rule.is_none()
                     && *port == SSH_PORT
                     && incident.kind == CauseKind::SshBruteForce
-                    && is_instance_id(instance_id)
-                    && known(instance_id)
+                    && (is_instance_id(attached_to) || is_interface_id(attached_to))
+                    && known(attached_to)
             }
             // The user name is looked up from the key, never taken from text.
             Target::AccessKey {
@@ -454,7 +469,7 @@ mod tests {
             Action {
                 kind: ActionKind::RevokeIngress,
                 target: Target::Ingress {
-                    instance_id: "i-0a1b2c3d4e5f60718".into(),
+                    attached_to: "i-0a1b2c3d4e5f60718".into(),
                     port: 22,
                     rule: Some(super::super::catalog::IngressRule {
                         group_id: "sg-0123456789abcdef0".into(),
@@ -466,7 +481,7 @@ mod tests {
             Action {
                 kind: ActionKind::RevokeIngress,
                 target: Target::Ingress {
-                    instance_id: "i-0a1b2c3d4e5f60718".into(),
+                    attached_to: "i-0a1b2c3d4e5f60718".into(),
                     port: 22,
                     rule: None,
                 },
@@ -484,6 +499,38 @@ mod tests {
         for a in invented {
             assert!(!grounded(&a, &inc, &refs, &cfg()), "{a:?} was accepted");
         }
+    }
+
+    #[test]
+    fn a_brute_force_seen_only_in_flow_logs_closes_the_interface_s_door() {
+        let anomalies: Vec<Anomaly> = [
+            "198.51.100.7",
+            "198.51.100.8",
+            "203.0.113.9",
+            "203.0.113.10",
+        ]
+        .iter()
+        .map(|ip| anomaly(Signal::VpcReject, ip, &["eni-0123456789abcdef0"], 0.9))
+        .collect();
+        let inc = incident(CauseKind::SshBruteForce, &anomalies);
+        let refs: Vec<&Anomaly> = anomalies.iter().collect();
+        let proposed = propose(&inc, &refs, &cfg());
+        let revoke = proposed
+            .iter()
+            .find(|a| a.kind == ActionKind::RevokeIngress)
+            .expect("a revoke on the interface");
+        assert_eq!(revoke.resource_id(), "eni-0123456789abcdef0");
+        assert!(grounded(revoke, &inc, &refs, &cfg()));
+        // An interface the evidence does not name is refused.
+        let invented = Action {
+            kind: ActionKind::RevokeIngress,
+            target: Target::Ingress {
+                attached_to: "eni-0fedcba9876543210".into(),
+                port: SSH_PORT,
+                rule: None,
+            },
+        };
+        assert!(!grounded(&invented, &inc, &refs, &cfg()));
     }
 
     #[test]

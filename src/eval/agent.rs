@@ -76,9 +76,10 @@ pub struct AgentEval {
 pub fn respond(truth: &TruthIncident, action: &Action) -> (Feedback, f64) {
     let involved = |s: &str| truth.entities.iter().any(|e| e == s);
     let on_target = match &action.target {
-        Target::Instance { instance_id }
-        | Target::Document { instance_id, .. }
-        | Target::Ingress { instance_id, .. } => involved(instance_id),
+        Target::Instance { instance_id } | Target::Document { instance_id, .. } => {
+            involved(instance_id)
+        }
+        Target::Ingress { attached_to, .. } => involved(attached_to),
         Target::Function { name, .. } => *name == truth.main_entity,
         Target::Cidr { cidr, .. } => truth
             .main_entity
