@@ -479,12 +479,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let doc = serde_json::to_string_pretty(&res)?;
             if let Some(path) = emit {
-                std::fs::write(&path, &doc).with_context(|| {
-                    format!(
-                        "cannot write {}; check the directory exists",
-                        path.display()
-                    )
-                })?;
+                write_output(&path, &doc)?;
             }
             report(json, &res.render(), &res)
         }
@@ -498,12 +493,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let threads = worker_threads(threads);
             let (res, model) = eval::agent::run(train_seeds, seeds, cfg.engine.threshold, threads);
             if let Some(path) = emit_model {
-                std::fs::write(&path, serde_json::to_string(&model)?).with_context(|| {
-                    format!(
-                        "cannot write {}; check the directory exists",
-                        path.display()
-                    )
-                })?;
+                write_output(&path, serde_json::to_string(&model)?)?;
             }
             report(json, &res.render(), &res)
         }
@@ -521,12 +511,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     out.push_str(&serde_json::to_string(l)?);
                     out.push('\n');
                 }
-                std::fs::write(&path, out).with_context(|| {
-                    format!(
-                        "cannot write {}; check the directory exists",
-                        path.display()
-                    )
-                })?;
+                write_output(&path, out)?;
             }
             report(json, &res.render(), &res)
         }
@@ -702,6 +687,16 @@ fn label_writer(cfg: &Config, count: u64) -> anyhow::Result<()> {
 
 /// The `--json` convention: one JSON document on stdout and the human text on stderr; without
 /// `--json`, the human text on stdout.
+/// Writes a command's `--emit` output, saying what to fix when it cannot.
+fn write_output(path: &std::path::Path, contents: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| {
+        format!(
+            "cannot write {}; check the directory exists",
+            path.display()
+        )
+    })
+}
+
 /// `--threads`, or one per available core.
 fn worker_threads(asked: Option<usize>) -> usize {
     asked.unwrap_or_else(|| {
@@ -1153,11 +1148,7 @@ fn headless(cfg: &Config, records: Vec<Record>, title: &str, json: bool) -> anyh
                 format!("{:?}", i.severity).to_uppercase(),
                 i.title()
             );
-            for a in i
-                .anomalies
-                .iter()
-                .filter_map(|id| engine.anomalies().get(*id as usize))
-            {
+            for a in engine.anomalies_of(i) {
                 println!("       {:.2} {}", a.peak_score, a.explain());
             }
         }
@@ -1181,7 +1172,7 @@ pub fn headless_report(engine: &Engine, title: &str) -> serde_json::Value {
                 "first_event_ms": i.first_event_ms,
                 "last_event_ms": i.last_event_ms,
                 "entities": i.keys,
-                "signals": i.anomalies.iter().filter_map(|id| engine.anomalies().get(*id as usize)).map(|a| serde_json::json!({
+                "signals": engine.anomalies_of(i).into_iter().map(|a| serde_json::json!({
                     "signal": a.signal, "entity": a.entity, "score": a.peak_score,
                     "observed": a.observed, "expected": a.expected, "why": a.explain(),
                     "forecast_band": a.forecast.map(|f| [f.lower, f.upper]),

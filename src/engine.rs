@@ -438,6 +438,14 @@ impl Engine {
         &self.tracker.anomalies
     }
 
+    /// The anomalies `inc` is made of, in the order they joined it.
+    pub fn anomalies_of(&self, inc: &Incident) -> Vec<&crate::incident::Anomaly> {
+        inc.anomalies
+            .iter()
+            .filter_map(|id| self.tracker.anomalies.get(*id as usize))
+            .collect()
+    }
+
     pub fn sources(&self) -> impl Iterator<Item = &SourceStats> {
         self.sources.iter()
     }

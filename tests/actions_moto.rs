@@ -7,7 +7,7 @@ mod common;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::config::Credentials;
 use stormwatch::action::catalog::{Action, ActionKind, Target};
-use stormwatch::action::execute::{Applied, CallAudit, ExecError, Executor};
+use stormwatch::action::execute::{Applied, CallAudit, ExecError, Executed, Executor};
 use stormwatch::action::guard::{GuardContext, PROTECT_TAG, Refusal};
 use stormwatch::action::policy::{Confirmation, Gate, Policy};
 use stormwatch::store::{self, Store};
@@ -41,6 +41,29 @@ fn confirm(gate: &mut Gate, action: &Action) -> stormwatch::action::policy::Auth
     };
     gate.authorize(action, confirmation, 0)
         .unwrap_or_else(|e| panic!("{} blocked: {e}", action.kind.id()))
+}
+
+/// Runs `action`: done, and the state it set reads back. Then once more, as a retry after an
+/// outcome-unknown call would: the state is read first and nothing is called again.
+async fn run_and_repeat(
+    exec: &Executor,
+    gate: &mut Gate,
+    action: &Action,
+    guards: &GuardContext,
+    a: &CallAudit,
+) -> Executed {
+    let done = exec
+        .execute(confirm(gate, action), guards, a, "")
+        .await
+        .unwrap();
+    assert_eq!(done.applied, Applied::Done, "{}", done.detail);
+    assert!(exec.verify(&done, a).await.unwrap().holds);
+    let again = exec
+        .execute(confirm(gate, action), guards, a, "")
+        .await
+        .unwrap();
+    assert_eq!(again.applied, Applied::AlreadyInPlace, "{action:?} twice");
+    done
 }
 
 fn open_gate() -> Gate {
@@ -146,19 +169,9 @@ async fn ec2_actions_run_verify_repeat_and_undo_on_moto() {
     };
     assert!(resolved.preview().contains(acl.as_str()));
     let a = audit(&store, "deny");
-    let done = exec
-        .execute(confirm(&mut gate, &resolved), &guards, &a, "")
-        .await
-        .unwrap();
-    assert_eq!(done.applied, Applied::Done, "{}", done.detail);
+    // The repeat reads the ACL first: no second entry.
+    let done = run_and_repeat(&exec, &mut gate, &resolved, &guards, &a).await;
     assert!(done.detail.contains("rule 1 "), "{}", done.detail);
-    assert!(exec.verify(&done, &a).await.unwrap().holds);
-    // A retry (after an outcome-unknown call, say) reads the ACL first: no second entry.
-    let again = exec
-        .execute(confirm(&mut gate, &resolved), &guards, &a, "")
-        .await
-        .unwrap();
-    assert_eq!(again.applied, Applied::AlreadyInPlace);
     let deny_entries =
         |acl: aws_sdk_ec2::operation::describe_network_acls::DescribeNetworkAclsOutput| {
             acl.network_acls()[0]
@@ -236,19 +249,7 @@ async fn ec2_actions_run_verify_repeat_and_undo_on_moto() {
         matches!(err, ExecError::Refused(Refusal::OperatorAddress { .. })),
         "{err}"
     );
-    let done = exec
-        .execute(confirm(&mut gate, &resolved), &guards, &a, "")
-        .await
-        .unwrap();
-    assert_eq!(done.applied, Applied::Done);
-    assert!(exec.verify(&done, &a).await.unwrap().holds);
-    assert_eq!(
-        exec.execute(confirm(&mut gate, &resolved), &guards, &a, "")
-            .await
-            .unwrap()
-            .applied,
-        Applied::AlreadyInPlace
-    );
+    let done = run_and_repeat(&exec, &mut gate, &resolved, &guards, &a).await;
     exec.undo(&done, &a).await.unwrap();
     assert!(
         !exec.verify(&done, &a).await.unwrap().holds,
@@ -280,19 +281,7 @@ async fn ec2_actions_run_verify_repeat_and_undo_on_moto() {
         },
     };
     let a = audit(&store, "stop");
-    let done = exec
-        .execute(confirm(&mut gate, &stop), &guards, &a, "")
-        .await
-        .unwrap();
-    assert_eq!(done.applied, Applied::Done);
-    assert!(exec.verify(&done, &a).await.unwrap().holds);
-    assert_eq!(
-        exec.execute(confirm(&mut gate, &stop), &guards, &a, "")
-            .await
-            .unwrap()
-            .applied,
-        Applied::AlreadyInPlace
-    );
+    let done = run_and_repeat(&exec, &mut gate, &stop, &guards, &a).await;
     exec.undo(&done, &a).await.unwrap();
     let state = exec.instance(&w.instance).await.unwrap().state;
     assert!(matches!(state.as_str(), "pending" | "running"), "{state}");
@@ -468,20 +457,8 @@ async fn lambda_iam_sns_and_ssm_actions_on_moto() {
     };
     exec.resolve(&throttle).await.unwrap();
     let a = audit(&store, "throttle");
-    let done = exec
-        .execute(confirm(&mut gate, &throttle), &guards, &a, "")
-        .await
-        .unwrap();
+    let done = run_and_repeat(&exec, &mut gate, &throttle, &guards, &a).await;
     assert!(done.detail.contains("5 -> 0"), "{}", done.detail);
-    assert!(exec.verify(&done, &a).await.unwrap().holds);
-    assert_eq!(
-        exec.execute(confirm(&mut gate, &throttle), &guards, &a, "")
-            .await
-            .unwrap()
-            .applied,
-        Applied::AlreadyInPlace,
-        "a second throttle"
-    );
     exec.undo(&done, &a).await.unwrap();
     let now = lambda
         .get_function_concurrency()

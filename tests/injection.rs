@@ -121,11 +121,7 @@ fn injected_text_cannot_choose_or_parameterise_an_action() {
     let mut proposed = 0;
     let others: Vec<String> = incidents.iter().map(|i| i.main_entity.clone()).collect();
     for inc in incidents {
-        let anomalies: Vec<_> = inc
-            .anomalies
-            .iter()
-            .filter_map(|id| engine.anomalies().get(*id as usize))
-            .collect();
+        let anomalies = engine.anomalies_of(inc);
         // The rule-based analyst on a pack built from poisoned lines: a valid answer of the
         // schema, naming only what the pack holds, with the samples fenced and sanitised.
         let actions: Vec<String> = propose(inc, &anomalies, &cfg)

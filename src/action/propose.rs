@@ -62,16 +62,21 @@ fn evidence<'a>(incident: &'a Incident, anomalies: &'a [&'a Anomaly]) -> Vec<&'a
     v
 }
 
-/// Entities of the incident's anomalies on `signals`, strongest anomaly first.
-fn entities_of<'a>(anomalies: &'a [&'a Anomaly], signals: &[Signal]) -> Vec<&'a str> {
+/// The incident's anomalies on `signals`, strongest first.
+fn strongest<'a>(anomalies: &'a [&'a Anomaly], signals: &[Signal]) -> Vec<&'a Anomaly> {
     let mut found: Vec<&Anomaly> = anomalies
         .iter()
         .copied()
         .filter(|a| signals.contains(&a.signal))
         .collect();
     found.sort_by(|a, b| b.peak_score.total_cmp(&a.peak_score));
+    found
+}
+
+/// Entities of the incident's anomalies on `signals`, strongest anomaly first, each once.
+fn entities_of<'a>(anomalies: &'a [&'a Anomaly], signals: &[Signal]) -> Vec<&'a str> {
     let mut out: Vec<&str> = Vec::new();
-    for a in found {
+    for a in strongest(anomalies, signals) {
         if !out.contains(&a.entity.as_str()) {
             out.push(&a.entity);
         }
@@ -81,13 +86,7 @@ fn entities_of<'a>(anomalies: &'a [&'a Anomaly], signals: &[Signal]) -> Vec<&'a 
 
 /// What the incident's anomalies on `signals` link to, strongest anomaly first.
 fn links_of<'a>(anomalies: &'a [&'a Anomaly], signals: &[Signal]) -> Vec<&'a str> {
-    let mut found: Vec<&Anomaly> = anomalies
-        .iter()
-        .copied()
-        .filter(|a| signals.contains(&a.signal))
-        .collect();
-    found.sort_by(|a, b| b.peak_score.total_cmp(&a.peak_score));
-    found
+    strongest(anomalies, signals)
         .into_iter()
         .flat_map(|a| a.links.iter().map(String::as_str))
         .collect()

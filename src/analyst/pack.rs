@@ -37,6 +37,20 @@ pub struct Pack {
     pub actions: Vec<String>,
 }
 
+/// The catalog ids of ranked actions, best first, each once: what a pack offers an analyst.
+pub fn action_ids<'a>(
+    ranked: impl IntoIterator<Item = &'a crate::action::catalog::Action>,
+) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for a in ranked {
+        let id = a.kind.id();
+        if !ids.iter().any(|x| x == id) {
+            ids.push(id.to_string());
+        }
+    }
+    ids
+}
+
 /// Rough token count: about four characters a token for English and ids.
 pub fn estimate_tokens(s: &str) -> usize {
     s.chars().count().div_ceil(4)

@@ -141,19 +141,11 @@ pub(crate) fn opened<'a>(
     truth: &'a [TruthIncident],
     engine: &'a crate::engine::Engine,
 ) -> (Vec<Opened<'a>>, u32) {
-    let all = engine.anomalies();
     let mut out = Vec::new();
     let mut missed = 0;
     for t in truth {
         match matching(t, engine.incidents()) {
-            Some(inc) => {
-                let anomalies = inc
-                    .anomalies
-                    .iter()
-                    .filter_map(|id| all.get(*id as usize))
-                    .collect();
-                out.push((t, inc, anomalies));
-            }
+            Some(inc) => out.push((t, inc, engine.anomalies_of(inc))),
             None => missed += 1,
         }
     }

@@ -10,7 +10,7 @@
 use crate::action::propose::{ProposalConfig, grounded, propose};
 use crate::action::rank::{Bandit, Context};
 use crate::analyst::answer::validate;
-use crate::analyst::pack::{DEFAULT_BUDGET, Pack};
+use crate::analyst::pack::{DEFAULT_BUDGET, Pack, action_ids};
 use crate::analyst::{flag, rules};
 use crate::sim::SimConfig;
 use serde::Serialize;
@@ -147,13 +147,8 @@ fn seed_run(seed: u64, threshold: f64) -> (Tally, Vec<Emitted>, u32) {
             .filter(|a| grounded(a, inc, &anomalies, &cfg))
             .collect();
         let ctx = Context::new(inc, &anomalies, &lookups(t, &candidates));
-        let mut actions: Vec<String> = Vec::new();
-        for r in bandit.rank(&ctx, &candidates) {
-            let id = r.action.kind.id().to_string();
-            if !actions.contains(&id) {
-                actions.push(id);
-            }
-        }
+        let ranked = bandit.rank(&ctx, &candidates);
+        let actions = action_ids(ranked.iter().map(|r| &r.action));
         let pack = Pack::build(&engine, inc, &anomalies, &others, actions, DEFAULT_BUDGET);
         let answer = rules::answer(inc, &pack);
         let text = serde_json::to_string(&answer).unwrap_or_default();

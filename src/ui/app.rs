@@ -204,7 +204,10 @@ impl App {
     }
 
     /// The selected incident's evidence pack and the analyst's answer on it.
-    pub fn analysis(&self) -> Option<(crate::analyst::pack::Pack, crate::analyst::answer::Answer)> {
+    pub fn analysis(
+        &self,
+        suggestions: &[Suggestion],
+    ) -> Option<(crate::analyst::pack::Pack, crate::analyst::answer::Answer)> {
         let inc = self.selected_incident()?;
         let anomalies = self.incident_anomalies();
         let others: Vec<String> = self
@@ -213,14 +216,7 @@ impl App {
             .filter(|i| i.id != inc.id)
             .map(|i| i.main_entity.clone())
             .collect();
-        let (_, list) = self.approval.suggestions(inc, &anomalies);
-        let mut actions: Vec<String> = Vec::new();
-        for s in list {
-            let id = s.action.kind.id().to_string();
-            if !actions.contains(&id) {
-                actions.push(id);
-            }
-        }
+        let actions = crate::analyst::pack::action_ids(suggestions.iter().map(|s| &s.action));
         let pack = crate::analyst::pack::Pack::build(
             &self.engine,
             inc,
@@ -252,12 +248,7 @@ impl App {
         let Some(inc) = self.engine.incident(id).cloned() else {
             return;
         };
-        let all = self.engine.anomalies();
-        let anomalies: Vec<&Anomaly> = inc
-            .anomalies
-            .iter()
-            .filter_map(|a| all.get(*a as usize))
-            .collect();
+        let anomalies = self.engine.anomalies_of(&inc);
         if let Some(msg) = self.approval.notify_unattended(&inc, &anomalies, now_ms) {
             self.status = msg;
         }
@@ -289,12 +280,7 @@ impl App {
         let Some(inc) = self.selected_incident() else {
             return Vec::new();
         };
-        let all = self.engine.anomalies();
-        let mut v: Vec<&Anomaly> = inc
-            .anomalies
-            .iter()
-            .filter_map(|id| all.get(*id as usize))
-            .collect();
+        let mut v = self.engine.anomalies_of(inc);
         v.sort_by(|a, b| b.peak_score.total_cmp(&a.peak_score).then(a.id.cmp(&b.id)));
         v
     }

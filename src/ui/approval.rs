@@ -95,6 +95,8 @@ pub enum Request {
         call: String,
         exec: Box<crate::action::execute::Executed>,
         incident: u64,
+        /// The suggestion's context, carried back with the result.
+        ctx: Context,
     },
     /// Live facts the ranking weighs (Auto Scaling membership, the function's last change).
     Facts {
@@ -542,6 +544,7 @@ impl Approval {
             call: s.call.clone(),
             exec: Box::new(exec),
             incident: s.incident,
+            ctx: s.ctx.clone(),
         });
         format!("undoing {}…", s.action.kind.label())
     }

@@ -293,29 +293,15 @@ fn dispatch(
                 call,
                 exec,
                 incident,
+                ctx,
             } => {
                 let kind = exec.action.kind;
-                let ctx = app.engine.incident(incident).map(|i| {
-                    let all = app.engine.anomalies();
-                    let anomalies: Vec<&crate::incident::Anomaly> = i
-                        .anomalies
-                        .iter()
-                        .filter_map(|a| all.get(*a as usize))
-                        .collect();
-                    crate::action::rank::Context::new(i, &anomalies, &Default::default())
-                });
-                let (Some(ex), Some(ctx)) = (actions.executor.clone(), ctx) else {
+                let Some(ex) = actions.executor.clone() else {
                     app.approval.executed.insert(call, *exec);
-                    app.status = "undo needs the AWS executor and the incident".into();
+                    app.status = "undo needs the AWS executor (stormwatch tail)".into();
                     continue;
                 };
-                let audit = crate::action::execute::CallAudit {
-                    store: store.cloned(),
-                    session: app.session.clone(),
-                    incident: Some(incident),
-                    call: call.clone(),
-                    actor: app.approval.actor.clone(),
-                };
+                let audit = call_audit(app, store, incident, &call);
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let result = ex
@@ -394,13 +380,7 @@ fn dispatch(
                     .incident(incident)
                     .map(|i| format!("stormwatch incident #{}: {}", i.id, i.title()))
                     .unwrap_or_default();
-                let audit = crate::action::execute::CallAudit {
-                    store: store.cloned(),
-                    session: app.session.clone(),
-                    incident: Some(incident),
-                    call: call.clone(),
-                    actor: approved.actor.clone(),
-                };
+                let audit = call_audit(app, store, incident, &call);
                 let tx = tx.clone();
                 if let Some(ex) = actions.executor.clone() {
                     let guards = actions.guards.clone();
@@ -485,6 +465,22 @@ fn dispatch(
                 }
             }
         }
+    }
+}
+
+/// Where one call's audit rows go: this session, the operator, the store.
+fn call_audit(
+    app: &App,
+    store: Option<&Store>,
+    incident: u64,
+    call: &str,
+) -> crate::action::execute::CallAudit {
+    crate::action::execute::CallAudit {
+        store: store.cloned(),
+        session: app.session.clone(),
+        incident: Some(incident),
+        call: call.to_string(),
+        actor: app.approval.actor.clone(),
     }
 }
 

@@ -161,11 +161,13 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 /// The suggested actions for the selected incident, best first, with what became of each.
-fn suggestion_lines(app: &App, t: &Theme) -> Vec<Line<'static>> {
+fn suggestion_lines(
+    app: &App,
+    ctx: &crate::action::rank::Context,
+    list: &[super::approval::Suggestion],
+    t: &Theme,
+) -> Vec<Line<'static>> {
     use super::approval::{Runner, Status};
-    let Some((_, ctx, list)) = app.suggestions() else {
-        return Vec::new();
-    };
     let mode = match &app.approval.runner {
         Runner::Aws => "AWS",
         Runner::Simulated => "simulated",
@@ -763,7 +765,9 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
             t.fg(Color::Gray),
         )),
     ];
-    if let Some((pack, answer)) = app.analysis() {
+    // One ranking per draw, shared by the analyst and the suggestion list.
+    let (ctx, suggestions) = app.approval.suggestions(inc, &app.incident_anomalies());
+    if let Some((pack, answer)) = app.analysis(&suggestions) {
         lines.push(Line::from(vec![
             Span::styled("analyst (rules; no model loaded): ", t.fg(Color::Gray)),
             Span::raw(answer.root_cause.clone()),
@@ -779,7 +783,7 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
             )));
         }
     }
-    lines.extend(suggestion_lines(app, t));
+    lines.extend(suggestion_lines(app, &ctx, &suggestions, t));
     lines.push(Line::from(Span::styled(
         "signals (why it was flagged):",
         t.fg(Color::Gray),
