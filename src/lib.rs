@@ -42,7 +42,7 @@
 //! | [`analyst`] | evidence packs, the answer schema and its check, the rule-based analyst, the flagger for ids not in the pack, the model download |
 //! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels, the remediation audit log; versioned migrations |
 //! | [`ui`] | the console: ratatui view, key handling, label flow, action suggestions with the confirm popup and audit pane |
-//! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval agent` (the action ranking, trained and scored in the simulator), `eval templates` (the miner against loghub), `eval nab` (the series detector against NAB, NAB's scoring), `eval cloudtrail` (the event scorer against a labelled capture) |
+//! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval agent` (the action ranking, trained and scored in the simulator), `eval analyst` (the analysts' answers on the demo's injected incidents), `eval templates` (the miner against loghub), `eval nab` (the series detector against NAB, NAB's scoring), `eval cloudtrail` (the event scorer against a labelled capture) |
 //! | [`bench`] | `bench templates`: miner and parse + template throughput on a mixed corpus |
 //! | [`config`] | TOML config and the paths it controls |
 //! | [`logging`] | the file log (stdout belongs to the console) |

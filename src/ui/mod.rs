@@ -1,5 +1,7 @@
 //! The console: a terminal loop that feeds source batches to the engine, turns keys into
-//! [`app::Action`]s, queues labels to the store, and redraws at most every frame interval.
+//! [`app::Action`]s, queues labels to the store, hands approved actions to the executor (or the
+//! demo's simulated account) and writes their audit rows, and redraws at most every frame
+//! interval.
 
 pub mod app;
 pub mod approval;
