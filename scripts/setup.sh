@@ -5,6 +5,9 @@ set -euo pipefail
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+# llama-cpp-sys-2 builds llama.cpp with cmake and generates its bindings with bindgen (libclang).
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+compgen -G '/usr/lib/llvm-*/lib/libclang.so' >/dev/null || need_apt+=(libclang-dev)
 
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]}" >&2

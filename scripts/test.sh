@@ -21,6 +21,10 @@ if ! command -v moto_server >/dev/null 2>&1; then
   python3 -m pip install --quiet 'moto[server]'
 fi
 
+# The analyst's tests run the real default model: the debug binary fetches and verifies it (the
+# same build `cargo test` uses, so no second profile is compiled).
+cargo run --quiet -- model pull
+
 cargo fmt --check
 if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --all-targets --quiet -- -D warnings

@@ -29,6 +29,13 @@ pub struct Cli {
     /// Config file (default: the platform config dir's stormwatch/config.toml; env STORMWATCH_CONFIG)
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// GGUF model for the analyst (default: [analyst] model in the config, else the default
+    /// model once `stormwatch model pull` has fetched it)
+    #[arg(long, global = true, value_name = "PATH", env = "STORMWATCH_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Answer with the rule-based analyst only; load no model
+    #[arg(long, global = true)]
+    pub no_model: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -387,6 +394,20 @@ pub enum EvalCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// The analyst model's load time, prompt and generation speed, first token and full answer
+    /// on a full-size evidence pack, next to llama.cpp's own llama-bench on the same file
+    Analyst {
+        /// Answers to time (medians are printed)
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// A llama-bench binary to compare with as well (llama.cpp's plain decode speed is always
+        /// measured in process)
+        #[arg(long, value_name = "PATH")]
+        llama_bench: Option<PathBuf>,
+        /// Print one JSON document on stdout
+        #[arg(long)]
+        json: bool,
+    },
     /// Lines/s of the template miner alone and of parse + template on a mixed corpus
     Templates {
         /// Add the Content lines of a loghub-2k directory to the simulated account's lines
@@ -427,7 +448,11 @@ pub enum ConfigCommand {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let cfg = Config::load(cli.config.as_deref())?;
+    let mut cfg = Config::load(cli.config.as_deref())?;
+    if let Some(m) = &cli.model {
+        cfg.analyst.model = m.to_string_lossy().into_owned();
+    }
+    cfg.analyst.off = cli.no_model;
     match cli.command {
         None => console_demo(&cfg, DemoArgs::default()),
         Some(Command::Tail(args)) => tail(&cfg, &args),
@@ -504,7 +529,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             emit,
         })) => {
             let threads = worker_threads(threads);
-            let (res, lines) = eval::analyst::run(seeds, cfg.engine.threshold, threads);
+            let model = loaded_model(&cfg)?;
+            let (res, lines) = eval::analyst::run(
+                seeds,
+                cfg.engine.threshold,
+                threads,
+                model.as_ref(),
+                |i, n| {
+                    if i % 10 == 0 || i == n {
+                        eprintln!("model: {i}/{n} answers");
+                    }
+                },
+            );
             if let Some(path) = emit {
                 let mut out = String::new();
                 for l in &lines {
@@ -544,6 +580,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         })) => {
             let res = crate::bench::templates(loghub.as_deref(), write_corpus.as_deref())
                 .context("cannot read the loghub directory or write the corpus")?;
+            report(json, &res.render(), &res)
+        }
+        Some(Command::Bench(BenchCommand::Analyst {
+            runs,
+            llama_bench,
+            json,
+        })) => {
+            let explicit =
+                (!cfg.analyst.model.is_empty()).then(|| PathBuf::from(&cfg.analyst.model));
+            let cache = cfg.cache_dir().ok();
+            let local =
+                crate::analyst::model::choose(explicit.as_deref(), cache.as_deref(), &cfg.analyst)
+                    .map_err(|why| anyhow::anyhow!("{why}; or pass --model PATH"))?;
+            let res = crate::analyst::bench::run(
+                local,
+                cfg.engine.threshold,
+                runs,
+                llama_bench.as_deref(),
+            )?;
             report(json, &res.render(), &res)
         }
         Some(Command::LabelWriter { count }) => label_writer(&cfg, count),
@@ -698,10 +753,38 @@ fn write_output(path: &std::path::Path, contents: impl AsRef<[u8]>) -> anyhow::R
 }
 
 /// `--threads`, or one per available core.
-fn worker_threads(asked: Option<usize>) -> usize {
+pub fn worker_threads(asked: Option<usize>) -> usize {
     asked.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     })
+}
+
+/// The analyst's model as the command line and config choose it, loading on its own thread; or
+/// why there is none (the rule-based analyst answers then).
+pub fn start_model(cfg: &Config) -> Result<crate::analyst::local::LocalModel, String> {
+    if cfg.analyst.off {
+        return Err("--no-model".into());
+    }
+    let explicit = (!cfg.analyst.model.is_empty()).then(|| PathBuf::from(&cfg.analyst.model));
+    let cache = cfg.cache_dir().ok();
+    let local = crate::analyst::model::choose(explicit.as_deref(), cache.as_deref(), &cfg.analyst)?;
+    Ok(crate::analyst::local::LocalModel::start(local))
+}
+
+/// A model for `eval` and `bench`: loaded before they start, and an error when one was asked
+/// for by name and does not load.
+fn loaded_model(cfg: &Config) -> anyhow::Result<Option<crate::analyst::local::LocalModel>> {
+    match start_model(cfg) {
+        Ok(m) => {
+            m.wait_ready(std::time::Duration::from_secs(120))?;
+            Ok(Some(m))
+        }
+        Err(why) if cfg.analyst.model.is_empty() => {
+            eprintln!("analyst: {why}");
+            Ok(None)
+        }
+        Err(why) => bail!("{why}"),
+    }
 }
 
 fn report(json: bool, human: &str, doc: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -1483,6 +1566,10 @@ fn console_with(
         }
     };
     let mut app = App::new(engine, title, session.clone());
+    // The model loads on its own thread while the console comes up; until it is ready (or if it
+    // never is) the rule-based analyst answers, and the pane says which one did.
+    app.analyst = ui::analysis::Analyst::new(start_model(cfg));
+    app.analyst.budget = cfg.analyst.budget;
     app.speed = speed;
     app.color = cfg.ui.color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -51,6 +51,42 @@ pub struct Config {
     pub parse: ParseConfig,
     pub ui: UiConfig,
     pub actions: ActionsConfig,
+    pub analyst: AnalystConfig,
+}
+
+/// `[analyst]`: the local model that explains incidents.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalystConfig {
+    /// A GGUF file; empty: the default model if `stormwatch model pull` fetched it.
+    pub model: String,
+    /// Hard limit per answer, in seconds.
+    pub timeout_secs: u64,
+    /// Threads the model uses; 0: every core.
+    pub threads: usize,
+    /// Tokens an answer may have.
+    pub max_tokens: usize,
+    /// Context size in tokens.
+    pub context: u32,
+    /// Token budget of the incident's evidence in a prompt.
+    pub budget: usize,
+    /// `--no-model`: the rule-based analyst only.
+    #[serde(skip)]
+    pub off: bool,
+}
+
+impl Default for AnalystConfig {
+    fn default() -> Self {
+        AnalystConfig {
+            model: String::new(),
+            timeout_secs: 20,
+            threads: 0,
+            max_tokens: 320,
+            context: 2048,
+            budget: crate::analyst::pack::DEFAULT_BUDGET,
+            off: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

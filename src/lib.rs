@@ -39,9 +39,9 @@
 //! | [`incident`] | threshold crossings → anomalies → incidents linked by entity, instance, IP, user or access key |
 //! | [`engine`] | wires the stages; keeps per-source counters, the tail and score history for the console |
 //! | [`action`] | remediation catalog, guards, approval gate, evidence-grounded proposals, the ranking bandit, and the audited executor on AWS (dry run, verify, undo) |
-//! | [`analyst`] | evidence packs, the answer schema and its check, the rule-based analyst, the flagger for ids not in the pack, the model download |
-//! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels, the remediation audit log; versioned migrations |
-//! | [`ui`] | the console: ratatui view, key handling, label flow, action suggestions with the confirm popup and audit pane |
+//! | [`analyst`] | evidence packs, the answer schema and its grammar, the local model's thread (llama.cpp: streamed, cancellable, deadline-bound), the answer check with the rule-based fallback, the flagger for ids not in the pack, the model download, `bench analyst` |
+//! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels, the remediation audit log, the ranking, cached analyst answers; versioned migrations |
+//! | [`ui`] | the console: ratatui view, key handling, label flow, the analyst's streamed answers, action suggestions with the confirm popup and audit pane |
 //! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval agent` (the action ranking, trained and scored in the simulator), `eval analyst` (the analysts' answers on the demo's injected incidents), `eval templates` (the miner against loghub), `eval nab` (the series detector against NAB, NAB's scoring), `eval cloudtrail` (the event scorer against a labelled capture) |
 //! | [`bench`] | `bench templates`: miner and parse + template throughput on a mixed corpus |
 //! | [`config`] | TOML config and the paths it controls |

@@ -91,6 +91,16 @@ CREATE TABLE models (
     state     TEXT NOT NULL
 );
 "#,
+    // The analyst's answers per incident state (model + evidence pack), so a restart or a
+    // second look does not ask the model again.
+    r#"
+CREATE TABLE analyses (
+    key       TEXT PRIMARY KEY,
+    incident  TEXT NOT NULL,
+    saved_ms  INTEGER NOT NULL,
+    analysis  TEXT NOT NULL
+);
+"#,
 ];
 
 #[derive(Debug, Error)]
@@ -264,6 +274,12 @@ enum Command {
         saved_ms: i64,
         state: String,
     },
+    Analysis {
+        key: String,
+        incident: String,
+        saved_ms: i64,
+        analysis: String,
+    },
 }
 
 /// Handle to the writer thread. Cloneable; the thread stops when every handle is dropped.
@@ -363,6 +379,18 @@ pub fn load_model(dir: &Path, name: &str) -> Result<Option<(String, i64)>, Store
     }
 }
 
+/// The analyst's answer kept under `key`, if any.
+pub fn load_analysis(dir: &Path, key: &str) -> Result<Option<String>, StoreError> {
+    let conn = reader(dir)?;
+    match conn.query_row("SELECT analysis FROM analyses WHERE key = ?1", [key], |r| {
+        r.get(0)
+    }) {
+        Ok(s) => Ok(Some(s)),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The miner state saved by the last run, if any.
 pub fn load_miner(dir: &Path) -> Result<Option<String>, StoreError> {
     let conn = reader(dir)?;
@@ -401,6 +429,21 @@ fn writer(mut conn: Connection, rx: Receiver<Command>) {
                     params![name, saved_ms, state],
                 ) {
                     tracing::error!("model {name} not saved: {e}");
+                }
+            }
+            Command::Analysis {
+                key,
+                incident,
+                saved_ms,
+                analysis,
+            } => {
+                if let Err(e) = conn.execute(
+                    "INSERT INTO analyses (key, incident, saved_ms, analysis) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (key) DO UPDATE SET incident = excluded.incident,
+                         saved_ms = excluded.saved_ms, analysis = excluded.analysis",
+                    params![key, incident, saved_ms, analysis],
+                ) {
+                    tracing::error!("analysis not saved: {e}");
                 }
             }
             Command::MinerState { saved_ms, state } => {
@@ -637,6 +680,20 @@ impl Store {
         };
         if self.tx.try_send(cmd).is_err() {
             tracing::warn!("store queue full: {name} save skipped");
+        }
+    }
+
+    /// Keeps an analyst's answer under its incident-state key (a cache: a full queue skips it and
+    /// the model is asked again next time).
+    pub fn save_analysis(&self, key: &str, incident: &str, saved_ms: i64, analysis: String) {
+        let cmd = Command::Analysis {
+            key: key.to_string(),
+            incident: incident.to_string(),
+            saved_ms,
+            analysis,
+        };
+        if self.tx.try_send(cmd).is_err() {
+            tracing::warn!("store queue full: analysis not cached");
         }
     }
 

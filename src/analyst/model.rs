@@ -77,6 +77,34 @@ pub fn verified(cache_dir: &Path) -> Result<Option<PathBuf>, ModelError> {
     Ok(Some(path))
 }
 
+/// The model to load: `explicit` (`--model`, else the config's), else the default model when
+/// it has been pulled, else none with the reason the console shows.
+pub fn choose(
+    explicit: Option<&Path>,
+    cache_dir: Option<&Path>,
+    settings: &crate::config::AnalystConfig,
+) -> Result<super::local::LocalConfig, String> {
+    let mut cfg = match explicit {
+        Some(p) if p.as_os_str().is_empty() => return Err("no model configured".into()),
+        Some(p) => super::local::LocalConfig::new(p.to_path_buf()),
+        None => {
+            let default = cache_dir
+                .map(default_path)
+                .filter(|p| p.exists())
+                .ok_or("no model loaded; `stormwatch model pull` fetches the default")?;
+            let mut c = super::local::LocalConfig::new(default);
+            // The default is checked before it loads: a truncated or swapped file says so.
+            c.sha256 = Some(SHA256);
+            c
+        }
+    };
+    cfg.threads = settings.threads;
+    cfg.context = settings.context;
+    cfg.max_tokens = settings.max_tokens;
+    cfg.timeout = std::time::Duration::from_secs(settings.timeout_secs.max(1));
+    Ok(cfg)
+}
+
 /// Fetches the default model into `cache_dir` unless an intact copy is there; returns its path
 /// and whether it was downloaded now.
 pub fn pull(cache_dir: &Path) -> Result<(PathBuf, bool), ModelError> {

@@ -51,9 +51,23 @@ pub fn action_ids<'a>(
     ids
 }
 
-/// Rough token count: about four characters a token for English and ids.
+/// Token count as small models' tokenizers see it, erring high: a word costs about a token per
+/// four letters, but digits and punctuation cost about one each (SmolLM2 splits numbers into
+/// single digits), so an IP address or an instance id costs far more than its length suggests.
 pub fn estimate_tokens(s: &str) -> usize {
-    s.chars().count().div_ceil(4)
+    let (mut tokens, mut run) = (0usize, 0usize);
+    for c in s.chars() {
+        if c.is_alphabetic() {
+            run += 1;
+            continue;
+        }
+        tokens += run.div_ceil(4);
+        run = 0;
+        if !c.is_whitespace() {
+            tokens += 1;
+        }
+    }
+    tokens + run.div_ceil(4)
 }
 
 impl Pack {

@@ -4,14 +4,18 @@
 //! evidence pack the console would build (other incidents' entities pad it to at least three
 //! candidates; the allowed actions are ranked by the simulator-trained prior) and an answer.
 //! Entities in the answer are found with this module's own patterns, not the console's flagger,
-//! so a flagger gap shows up as an unflagged hallucination. No local model is wired in yet, so
-//! `model` is `null` and only the rule-based analyst is scored.
+//! so a flagger gap shows up as an unflagged hallucination. With a local model (`--model`, or the
+//! default one `stormwatch model pull` fetched) the same packs go to it one by one, as the
+//! console would send them; without one `model` is `null`.
 
 use crate::action::propose::{ProposalConfig, grounded, propose};
 use crate::action::rank::{Bandit, Context};
 use crate::analyst::answer::validate;
+use crate::analyst::consult::{Who, finish, request};
+use crate::analyst::local::{LocalModel, Stats};
 use crate::analyst::pack::{DEFAULT_BUDGET, Pack, action_ids};
 use crate::analyst::{flag, rules};
+use crate::incident::Incident;
 use crate::sim::SimConfig;
 use serde::Serialize;
 
@@ -36,11 +40,23 @@ pub struct Scores {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AnalystEval {
-    /// `null` until a local model is wired in.
+    /// `null` when no model was loaded.
     pub model: Option<Scores>,
+    /// The model's name, load and answer times; `null` with the model.
+    pub model_run: Option<ModelRun>,
     pub rules: Scores,
     pub seeds: u32,
     pub missed: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ModelRun {
+    pub name: String,
+    /// Answers the model did not finish (error or timeout); the rules answered those.
+    pub failed: u32,
+    pub median_answer_ms: f64,
+    pub max_answer_ms: f64,
+    pub median_first_token_ms: f64,
 }
 
 /// One line of `--emit`.
@@ -51,6 +67,11 @@ pub struct Emitted {
     pub pack_entities: Vec<String>,
     pub answer: String,
     pub flagged: Vec<String>,
+    /// What the pack allowed, so the answer can be checked against it again.
+    pub evidence_ids: Vec<String>,
+    pub allowed_actions: Vec<String>,
+    /// The incident part of the prompt (with a fixed delimiter).
+    pub prompt: String,
 }
 
 /// Strings in `text` that look like the simulator's entities: instance ids, IPv4 addresses,
@@ -104,7 +125,18 @@ impl Tally {
     }
 }
 
-fn seed_run(seed: u64, threshold: f64) -> (Tally, Vec<Emitted>, u32) {
+/// One injected incident the engine opened, with the pack the console would build for it.
+struct Case {
+    seed: u64,
+    inc: Incident,
+    pack: Pack,
+    main_entity: String,
+    remediation: String,
+    /// Every entity of the seed's scenario, for finding entities in answers.
+    vocabulary: std::sync::Arc<Vec<String>>,
+}
+
+fn seed_cases(seed: u64, threshold: f64) -> (Vec<Case>, u32) {
     let (truth, engine) = detect(
         &SimConfig {
             seed,
@@ -127,76 +159,165 @@ fn seed_run(seed: u64, threshold: f64) -> (Tally, Vec<Emitted>, u32) {
         .iter()
         .flat_map(|d| d.entities.iter().cloned())
         .collect();
-    let vocabulary: Vec<String> = truth
-        .incidents
-        .iter()
-        .flat_map(|t| t.entities.iter().cloned())
-        .chain(benign.iter().cloned())
-        .collect();
+    let vocabulary: std::sync::Arc<Vec<String>> = std::sync::Arc::new(
+        truth
+            .incidents
+            .iter()
+            .flat_map(|t| t.entities.iter().cloned())
+            .chain(benign.iter().cloned())
+            .collect(),
+    );
     let others: Vec<String> = engine
         .incidents()
         .iter()
         .map(|i| i.main_entity.clone())
         .chain(benign)
         .collect();
-    let (mut tally, mut emitted) = (Tally::default(), Vec::new());
     let (found, missed) = super::agent::opened(&truth.incidents, &engine);
-    for (t, inc, anomalies) in found {
-        let candidates: Vec<_> = propose(inc, &anomalies, &cfg)
-            .into_iter()
-            .filter(|a| grounded(a, inc, &anomalies, &cfg))
-            .collect();
-        let ctx = Context::new(inc, &anomalies, &lookups(t, &candidates));
-        let ranked = bandit.rank(&ctx, &candidates);
-        let actions = action_ids(ranked.iter().map(|r| &r.action));
-        let pack = Pack::build(&engine, inc, &anomalies, &others, actions, DEFAULT_BUDGET);
-        let answer = rules::answer(inc, &pack);
-        let text = serde_json::to_string(&answer).unwrap_or_default();
-        let flagged = flag::unknown(&text, &pack.text());
-        let found = entities_in(&text, &vocabulary);
-        let invented: Vec<&String> = found
-            .iter()
-            .filter(|e| !pack.text().contains(e.as_str()))
-            .collect();
-        tally.n += 1;
-        tally.valid += u32::from(validate(&text, &pack).is_ok());
-        tally.action += u32::from(answer.action_ids.first() == Some(&t.remediation));
-        tally.entity += u32::from(answer.entity == t.main_entity);
-        tally.first += u32::from(pack.entities.first() == Some(&t.main_entity));
-        tally.hallucinated += u32::from(!invented.is_empty());
-        tally.unflagged += u32::from(invented.iter().any(|e| !flagged.contains(e)));
-        emitted.push(Emitted {
-            seed,
-            analyst: "rules",
-            pack_entities: pack.entities.clone(),
-            answer: text,
-            flagged,
-        });
-    }
-    (tally, emitted, missed)
+    let cases = found
+        .into_iter()
+        .map(|(t, inc, anomalies)| {
+            let candidates: Vec<_> = propose(inc, &anomalies, &cfg)
+                .into_iter()
+                .filter(|a| grounded(a, inc, &anomalies, &cfg))
+                .collect();
+            let ctx = Context::new(inc, &anomalies, &lookups(t, &candidates));
+            let ranked = bandit.rank(&ctx, &candidates);
+            let actions = action_ids(ranked.iter().map(|r| &r.action));
+            Case {
+                seed,
+                inc: inc.clone(),
+                pack: Pack::build(&engine, inc, &anomalies, &others, actions, DEFAULT_BUDGET),
+                main_entity: t.main_entity.clone(),
+                remediation: t.remediation.clone(),
+                vocabulary: std::sync::Arc::clone(&vocabulary),
+            }
+        })
+        .collect();
+    (cases, missed)
 }
 
-pub fn run(seeds: u32, threshold: f64, threads: usize) -> (AnalystEval, Vec<Emitted>) {
+/// Scores one answer: `raw` is the analyst's full text, `answer` what passed the check.
+fn score(
+    tally: &mut Tally,
+    case: &Case,
+    analyst: &'static str,
+    raw: &str,
+    answer: Option<&crate::analyst::answer::Answer>,
+) -> Emitted {
+    let pack_text = case.pack.text();
+    let flagged = flag::unknown(raw, &pack_text);
+    let found = entities_in(raw, &case.vocabulary);
+    let invented: Vec<&String> = found
+        .iter()
+        .filter(|e| !pack_text.contains(e.as_str()))
+        .collect();
+    tally.n += 1;
+    tally.valid += u32::from(answer.is_some());
+    tally.action += u32::from(answer.and_then(|a| a.action_ids.first()) == Some(&case.remediation));
+    tally.entity += u32::from(answer.is_some_and(|a| a.entity == case.main_entity));
+    tally.first += u32::from(case.pack.entities.first() == Some(&case.main_entity));
+    tally.hallucinated += u32::from(!invented.is_empty());
+    tally.unflagged += u32::from(invented.iter().any(|e| !flagged.contains(e)));
+    Emitted {
+        seed: case.seed,
+        analyst,
+        pack_entities: case.pack.entities.clone(),
+        answer: raw.to_string(),
+        flagged,
+        evidence_ids: case
+            .pack
+            .evidence_ids()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        allowed_actions: case.pack.actions.clone(),
+        prompt: case.pack.prompt("<data>"),
+    }
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Scores the rules on every case, and `model` (one request at a time, as the console sends
+/// them) when there is one; `progress` hears about each model answer.
+pub fn run(
+    seeds: u32,
+    threshold: f64,
+    threads: usize,
+    model: Option<&LocalModel>,
+    mut progress: impl FnMut(usize, usize),
+) -> (AnalystEval, Vec<Emitted>) {
     let list: Vec<u64> = (1..=u64::from(seeds)).collect();
-    let runs = per_seed(&list, threads, |s| seed_run(s, threshold));
-    let mut total = Tally::default();
-    let mut emitted = Vec::new();
+    let runs = per_seed(&list, threads, |s| seed_cases(s, threshold));
+    let mut cases = Vec::new();
     let mut missed = 0;
-    for (t, e, m) in runs {
-        total.n += t.n;
-        total.valid += t.valid;
-        total.action += t.action;
-        total.entity += t.entity;
-        total.first += t.first;
-        total.hallucinated += t.hallucinated;
-        total.unflagged += t.unflagged;
-        emitted.extend(e);
+    for (c, m) in runs {
+        cases.extend(c);
         missed += m;
+    }
+    let mut rules_tally = Tally::default();
+    let mut emitted = Vec::new();
+    for case in &cases {
+        let answer = rules::answer(&case.inc, &case.pack);
+        let text = serde_json::to_string(&answer).unwrap_or_default();
+        let checked = validate(&text, &case.pack).ok();
+        emitted.push(score(
+            &mut rules_tally,
+            case,
+            "rules",
+            &text,
+            checked.as_ref(),
+        ));
+    }
+    let (mut model_scores, mut model_run) = (None, None);
+    if let Some(m) = model {
+        let name = match m.status() {
+            crate::analyst::local::Status::Ready { name, .. } => name,
+            _ => "local model".to_string(),
+        };
+        let mut tally = Tally::default();
+        let mut run = ModelRun {
+            name: name.clone(),
+            ..ModelRun::default()
+        };
+        let (mut answer_ms, mut first_ms) = (Vec::new(), Vec::new());
+        for (i, case) in cases.iter().enumerate() {
+            let result = request(&case.pack).and_then(|r| r.ask(m).wait(|_| {}));
+            if let Ok((
+                _,
+                Stats {
+                    answer_ms: a,
+                    first_token_ms: f,
+                    ..
+                },
+            )) = &result
+            {
+                answer_ms.push(*a);
+                first_ms.push(*f);
+            } else if let Err(e) = &result {
+                eprintln!("model: seed {} incident #{}: {e}", case.seed, case.inc.id);
+                run.failed += 1;
+            }
+            let raw = result.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
+            let analysis = finish(&case.inc, &case.pack, &name, result);
+            let answer = matches!(analysis.who, Who::Model { .. }).then_some(&analysis.answer);
+            emitted.push(score(&mut tally, case, "model", &raw, answer));
+            progress(i + 1, cases.len());
+        }
+        run.max_answer_ms = answer_ms.iter().copied().fold(0.0, f64::max);
+        run.median_answer_ms = median(&mut answer_ms);
+        run.median_first_token_ms = median(&mut first_ms);
+        model_scores = Some(tally.scores());
+        model_run = Some(run);
     }
     (
         AnalystEval {
-            model: None,
-            rules: total.scores(),
+            model: model_scores,
+            model_run,
+            rules: rules_tally.scores(),
             seeds,
             missed,
         },
@@ -206,21 +327,44 @@ pub fn run(seeds: u32, threshold: f64, threads: usize) -> (AnalystEval, Vec<Emit
 
 impl AnalystEval {
     pub fn render(&self) -> String {
-        let r = &self.rules;
-        format!(
-            "analysts over {} injected incidents of {} seeds ({} not detected)\n\
-             model: not loaded yet (issue 7)\n\
-             rules: schema-valid {:.3} · top action {:.3} · entity {:.3} (first-entity baseline {:.3}) · \
-             hallucinated {:.3} · unflagged {:.3}\n",
-            r.n,
-            self.seeds,
-            self.missed,
-            r.schema_valid_rate,
-            r.top_action_accuracy,
-            r.entity_accuracy,
-            r.first_entity_accuracy,
-            r.hallucinated_entity_rate,
-            r.unflagged_hallucination_rate
-        )
+        let line = |who: &str, r: &Scores| {
+            format!(
+                "{who}: schema-valid {:.3} · top action {:.3} · entity {:.3} (first-entity baseline {:.3}) · \
+                 hallucinated {:.3} · unflagged {:.3}\n",
+                r.schema_valid_rate,
+                r.top_action_accuracy,
+                r.entity_accuracy,
+                r.first_entity_accuracy,
+                r.hallucinated_entity_rate,
+                r.unflagged_hallucination_rate
+            )
+        };
+        let mut out = format!(
+            "analysts over {} injected incidents of {} seeds ({} not detected)\n",
+            self.rules.n, self.seeds, self.missed
+        );
+        match (&self.model, &self.model_run) {
+            (Some(m), Some(run)) => {
+                out.push_str(&line(&format!("model ({})", run.name), m));
+                out.push_str(&format!(
+                    "  answers: median {:.0} ms (first token {:.0} ms), max {:.0} ms, {} failed\n",
+                    run.median_answer_ms, run.median_first_token_ms, run.max_answer_ms, run.failed
+                ));
+            }
+            _ => out.push_str(
+                "model: none loaded (run `stormwatch model pull`, or pass --model PATH)\n",
+            ),
+        }
+        out.push_str(&line("rules", &self.rules));
+        out
     }
+}
+
+/// The largest evidence pack (by prompt size) among the injected incidents of the first
+/// `seeds` demo seeds, with its incident: what `bench analyst` times.
+pub fn largest_pack(seeds: u32, threshold: f64) -> Option<(Incident, Pack)> {
+    (1..=u64::from(seeds))
+        .flat_map(|s| seed_cases(s, threshold).0)
+        .max_by_key(|c| crate::analyst::pack::estimate_tokens(&c.pack.prompt("<data>")))
+        .map(|c| (c.inc, c.pack))
 }

@@ -57,6 +57,8 @@ pub enum Action {
     ToggleAudit,
     /// Put back what the selected suggestion's run changed.
     Undo,
+    /// Ask the analyst model about the selected incident again.
+    Reask,
 }
 
 pub fn action_for(key: KeyEvent) -> Option<Action> {
@@ -90,6 +92,7 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('[') => Action::PrevSuggestion,
         KeyCode::Char('A') => Action::ToggleAudit,
         KeyCode::Char('U') => Action::Undo,
+        KeyCode::Char('R') => Action::Reask,
         _ => return None,
     })
 }
@@ -157,6 +160,8 @@ pub struct App {
     pub quit: bool,
     /// Suggestions, the approval popups and the audit pane.
     pub approval: Approval,
+    /// The analyst's answers and the question in flight to the local model.
+    pub analyst: super::analysis::Analyst,
 }
 
 impl App {
@@ -192,6 +197,7 @@ impl App {
                 ),
                 session,
             ),
+            analyst: super::analysis::Analyst::rules_only("no model loaded"),
         }
     }
 
@@ -203,13 +209,37 @@ impl App {
         Some((inc.id, ctx, list))
     }
 
-    /// The selected incident's evidence pack and the analyst's answer on it.
+    /// The selected incident's evidence pack and what the analyst says about it.
     pub fn analysis(
         &self,
         suggestions: &[Suggestion],
-    ) -> Option<(crate::analyst::pack::Pack, crate::analyst::answer::Answer)> {
+    ) -> Option<(crate::analyst::pack::Pack, super::analysis::AnalystView)> {
         let inc = self.selected_incident()?;
-        let anomalies = self.incident_anomalies();
+        let pack = self.pack(inc, suggestions);
+        let view = self.analyst.view(inc, &pack);
+        Some((pack, view))
+    }
+
+    /// Asks the analyst model about the selected incident when its answer is missing or out of
+    /// date; `cached` looks one up in the store. Returns whether the view changed.
+    pub fn ask_analyst(
+        &mut self,
+        cached: impl FnOnce(&str) -> Option<crate::analyst::consult::Analysis>,
+    ) -> bool {
+        let Some((_, _, suggestions)) = self.suggestions() else {
+            return false;
+        };
+        let Some(inc) = self.selected_incident() else {
+            return false;
+        };
+        let pack = self.pack(inc, &suggestions);
+        let inc = inc.clone();
+        self.analyst.want(&inc, &pack, cached)
+    }
+
+    /// The evidence pack for `inc`, offering `suggestions`' actions.
+    fn pack(&self, inc: &Incident, suggestions: &[Suggestion]) -> crate::analyst::pack::Pack {
+        let anomalies = self.engine.anomalies_of(inc);
         let others: Vec<String> = self
             .incidents_newest_first()
             .into_iter()
@@ -217,16 +247,14 @@ impl App {
             .map(|i| i.main_entity.clone())
             .collect();
         let actions = crate::analyst::pack::action_ids(suggestions.iter().map(|s| &s.action));
-        let pack = crate::analyst::pack::Pack::build(
+        crate::analyst::pack::Pack::build(
             &self.engine,
             inc,
             &anomalies,
             &others,
             actions,
-            crate::analyst::pack::DEFAULT_BUDGET,
-        );
-        let answer = crate::analyst::rules::answer(inc, &pack);
-        Some((pack, answer))
+            self.analyst.budget,
+        )
     }
 
     /// The selected suggestion.
@@ -385,6 +413,13 @@ impl App {
                 };
                 self.revision += 1;
             }
+            Action::Reask => match self.selected_incident().map(|i| i.id) {
+                Some(id) => {
+                    self.status = self.analyst.reask(id);
+                    self.revision += 1;
+                }
+                None => self.status = "no incident selected".into(),
+            },
             Action::Undo => match self.suggestion() {
                 Some(s) => {
                     self.status = self.approval.undo(&s);

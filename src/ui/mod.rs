@@ -1,8 +1,9 @@
 //! The console: a terminal loop that feeds source batches to the engine, turns keys into
-//! [`app::Action`]s, queues labels to the store, hands approved actions to the executor (or the
-//! demo's simulated account) and writes their audit rows, and redraws at most every frame
-//! interval.
+//! [`app::Action`]s, queues labels to the store, polls the analyst model's streamed answers
+//! ([`analysis`]) and caches them, hands approved actions to the executor (or the demo's
+//! simulated account) and writes their audit rows, and redraws at most every frame interval.
 
+pub mod analysis;
 pub mod app;
 pub mod approval;
 pub mod picker;
@@ -194,6 +195,7 @@ pub async fn run(
             _ = frame.tick() => {
                 // Redraw for data only when data or time moved: an idle console stays idle.
                 dirty |= drawn.as_ref() != Some(&view_key(&app));
+                dirty |= analyst_turn(&mut app, store.as_ref());
                 if !app.approval.watches.is_empty() {
                     let clock = app.engine.clock_ms();
                     let engine = &app.engine;
@@ -223,6 +225,30 @@ pub async fn run(
     }
     ratatui::restore();
     (app, result)
+}
+
+/// Takes in what the analyst model streamed, keeps finished answers in the store, and asks
+/// about the selected incident when its answer is missing or out of date.
+fn analyst_turn(app: &mut App, store: Option<&Store>) -> bool {
+    let (mut changed, finished) = app.analyst.poll();
+    if let (Some(f), Some(store)) = (finished, store)
+        && let Ok(text) = serde_json::to_string(&f.analysis)
+    {
+        let incident = app
+            .engine
+            .incident(f.incident)
+            .map(|i| i.title())
+            .unwrap_or_default();
+        store.save_analysis(&f.key, &incident, now_ms(), text);
+    }
+    let dir = store
+        .and_then(|s| s.path().parent())
+        .map(std::path::Path::to_path_buf);
+    changed |= app.ask_analyst(|key| {
+        let text = crate::store::load_analysis(dir.as_deref()?, key).ok()??;
+        serde_json::from_str(&text).ok()
+    });
+    changed
 }
 
 /// What a redraw depends on besides keys: data, time, and the messages sources send.

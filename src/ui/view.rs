@@ -47,7 +47,75 @@ pub const HELP: &[(&str, &str)] = &[
     ("r", "reject the suggested action, with an optional reason"),
     ("U", "undo the selected action where AWS allows (tail)"),
     ("A", "audit pane: suggestions, decisions, calls, results"),
+    (
+        "R",
+        "ask the analyst model about the selected incident again",
+    ),
 ];
+
+/// The analyst's answer: who answered and why, its sentences, what it is about and cites, and
+/// every id in it that the evidence does not hold, in red. Model text is untrusted: it is
+/// sanitised like log text before it reaches the terminal.
+fn analyst_lines(
+    pack: &crate::analyst::pack::Pack,
+    view: &super::analysis::AnalystView,
+    t: &Theme,
+) -> Vec<Line<'static>> {
+    use crate::analyst::consult::Who;
+    let clean = |s: &str| crate::safe_text::SafeText::new(s).into_string();
+    let a = &view.analysis.answer;
+    let mut lines = Vec::new();
+    if let Some(s) = &view.streaming {
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("analyst ({}, answering…): ", view.model),
+                t.fg(Color::Gray),
+            ),
+            Span::styled(clean(s), t.fg(Color::DarkGray)),
+        ]));
+    }
+    let took = view
+        .analysis
+        .stats
+        .as_ref()
+        .filter(|_| matches!(view.analysis.who, Who::Model { .. }))
+        .map(|s| format!(" · {:.1} s", s.answer_ms / 1000.0))
+        .unwrap_or_default();
+    let stale = if view.stale { " · earlier state" } else { "" };
+    let head = match &view.analysis.who {
+        Who::Model { .. } => clean(&a.summary),
+        Who::Rules { .. } => a.root_cause.clone(),
+    };
+    lines.push(Line::from(vec![
+        Span::styled(
+            format!("analyst ({}{took}{stale}): ", view.analysis.who.label()),
+            t.fg(Color::Gray),
+        ),
+        Span::raw(head),
+    ]));
+    if let Who::Model { .. } = view.analysis.who {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "  cause: {} · about {} · {} · confidence {:.2} · evidence {}",
+                clean(&a.root_cause),
+                a.entity,
+                a.cause_kind,
+                a.confidence,
+                a.evidence_ids.join(", ")
+            ),
+            t.fg(Color::Gray),
+        )));
+    }
+    let flagged =
+        crate::analyst::flag::unknown(&format!("{} {}", a.summary, a.root_cause), &pack.text());
+    if !flagged.is_empty() {
+        lines.push(Line::from(Span::styled(
+            format!("  ⚠ not in the evidence: {}", clean(&flagged.join(", "))),
+            t.fg(Color::Red).add_modifier(Modifier::BOLD),
+        )));
+    }
+    lines
+}
 
 /// Tabs are kept in the text (parsers need them) but their width is the terminal's guess.
 fn expand_tabs(s: &str) -> String {
@@ -767,21 +835,8 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
     ];
     // One ranking per draw, shared by the analyst and the suggestion list.
     let (ctx, suggestions) = app.approval.suggestions(inc, &app.incident_anomalies());
-    if let Some((pack, answer)) = app.analysis(&suggestions) {
-        lines.push(Line::from(vec![
-            Span::styled("analyst (rules; no model loaded): ", t.fg(Color::Gray)),
-            Span::raw(answer.root_cause.clone()),
-        ]));
-        let flagged = crate::analyst::flag::unknown(
-            &format!("{} {}", answer.summary, answer.root_cause),
-            &pack.text(),
-        );
-        if !flagged.is_empty() {
-            lines.push(Line::from(Span::styled(
-                format!("  ⚠ not in the evidence: {}", flagged.join(", ")),
-                t.fg(Color::Red).add_modifier(Modifier::BOLD),
-            )));
-        }
+    if let Some((pack, view)) = app.analysis(&suggestions) {
+        lines.extend(analyst_lines(&pack, &view, t));
     }
     lines.extend(suggestion_lines(app, &ctx, &suggestions, t));
     lines.push(Line::from(Span::styled(
