@@ -728,37 +728,52 @@ impl Runner<'_> {
         idx: i32,
     ) -> Result<Vec<LlamaToken>, LocalError> {
         let vocab = self.model.vocab();
-        let first: Vec<f32> = self.ctx.get_logits_ith(idx).to_vec();
+        let here: Vec<f32> = self.ctx.get_logits_ith(idx).to_vec();
         let mut best: Option<(f64, Vec<LlamaToken>)> = None;
         for o in options {
             let tokens = vocab.tokenize(o.as_bytes(), false, false);
-            let Some(&head) = tokens.first() else {
+            if tokens.is_empty() {
                 continue;
-            };
-            let mut lp = log_prob(&first, head);
-            if tokens.len() > 1 {
-                let mut batch = LlamaBatch::new(tokens.len(), 1);
-                for (i, t) in tokens[..tokens.len() - 1].iter().enumerate() {
-                    batch
-                        .add(*t, pos_i32(pos + i)?, &[0], true)
-                        .map_err(|e| LocalError::Model(e.to_string()))?;
-                }
-                self.ctx
-                    .decode(&mut batch)
-                    .map_err(|e| LocalError::Model(e.to_string()))?;
-                for (i, next) in tokens[1..].iter().enumerate() {
-                    lp += log_prob(self.ctx.get_logits_ith(pos_i32(i)?), *next);
-                }
-                self.ctx
-                    .clear_kv_cache_seq(Some(0), Some(u32::try_from(pos).unwrap_or(u32::MAX)), None)
-                    .map_err(|e| LocalError::Model(e.to_string()))?;
             }
+            let lp = self.continuation(pos, &here, &tokens)?;
             if best.as_ref().is_none_or(|(b, _)| lp > *b) {
                 best = Some((lp, tokens));
             }
         }
         best.map(|(_, t)| t)
             .ok_or_else(|| LocalError::Model("no option to choose from".into()))
+    }
+
+    /// log p(`tokens`) from `pos`, where `first` are the logits for `pos`; the cache from `pos`
+    /// on is dropped again.
+    fn continuation(
+        &mut self,
+        pos: usize,
+        first: &[f32],
+        tokens: &[LlamaToken],
+    ) -> Result<f64, LocalError> {
+        let Some(&head) = tokens.first() else {
+            return Ok(0.0);
+        };
+        let mut lp = log_prob(first, head);
+        if tokens.len() > 1 {
+            let mut batch = LlamaBatch::new(tokens.len(), 1);
+            for (i, t) in tokens[..tokens.len() - 1].iter().enumerate() {
+                batch
+                    .add(*t, pos_i32(pos + i)?, &[0], true)
+                    .map_err(|e| LocalError::Model(e.to_string()))?;
+            }
+            self.ctx
+                .decode(&mut batch)
+                .map_err(|e| LocalError::Model(e.to_string()))?;
+            for (i, next) in tokens[1..].iter().enumerate() {
+                lp += log_prob(self.ctx.get_logits_ith(pos_i32(i)?), *next);
+            }
+            self.ctx
+                .clear_kv_cache_seq(Some(0), Some(u32::try_from(pos).unwrap_or(u32::MAX)), None)
+                .map_err(|e| LocalError::Model(e.to_string()))?;
+        }
+        Ok(lp)
     }
 }
 
