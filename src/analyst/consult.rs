@@ -46,9 +46,10 @@ pub fn delimiter(pack: &Pack) -> String {
     let state = std::collections::hash_map::RandomState::new();
     let mut n = 0u64;
     loop {
+        // 32 random bits: unguessable per request, and few tokens.
         let d = format!(
-            "<<<DATA-{:016x}>>>",
-            state.hash_one((n, std::time::SystemTime::now()))
+            "<<{:08x}>>",
+            state.hash_one((n, std::time::SystemTime::now())) as u32
         );
         if !text.contains(&d) {
             return d;

@@ -95,8 +95,8 @@ pub enum LocalError {
     TooLong { tokens: usize, context: u32 },
     #[error("cancelled")]
     Cancelled,
-    #[error("no answer within {0} s")]
-    TimedOut(u64),
+    #[error("no answer before the deadline ([analyst] timeout_secs)")]
+    TimedOut,
     #[error("the model is not loaded: {0}")]
     NotLoaded(String),
     #[error("the model thread stopped")]
@@ -187,7 +187,7 @@ impl Ticket {
                 Ok(Event::Failed(e)) => return Err(e),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     self.cancel();
-                    return Err(LocalError::TimedOut(0));
+                    return Err(LocalError::TimedOut);
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(LocalError::Gone),
             }
@@ -782,7 +782,7 @@ fn check(job: &Job) -> Result<(), LocalError> {
         return Err(LocalError::Cancelled);
     }
     if Instant::now() >= job.deadline {
-        return Err(LocalError::TimedOut(0));
+        return Err(LocalError::TimedOut);
     }
     Ok(())
 }

@@ -143,7 +143,7 @@ impl Analyst {
                     // a single decode does not hold the pane.
                     if Instant::now() > p.ticket.deadline() + Duration::from_secs(1) {
                         p.ticket.cancel();
-                        result = Some(Err(LocalError::TimedOut(0)));
+                        result = Some(Err(LocalError::TimedOut));
                     }
                     break;
                 }
