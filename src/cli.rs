@@ -53,7 +53,7 @@ pub enum Command {
     /// Measure detection against ground truth
     #[command(subcommand)]
     Eval(EvalCommand),
-    /// Throughput figures (one thread, empty state, no store)
+    /// Speed figures: the engine's stages on one thread, the analyst model (empty state, no store)
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Writes labels to the store in a loop, printing each row id once SQLite has committed it.
@@ -395,7 +395,8 @@ pub enum EvalCommand {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// The analyst model's load time, prompt and generation speed, first token and full answer
-    /// on a full-size evidence pack, next to llama.cpp's own llama-bench on the same file
+    /// on a full-size evidence pack, next to llama.cpp's plain decode speed on the same file
+    /// (measured in process the way llama-bench measures it)
     Analyst {
         /// Answers to time (medians are printed)
         #[arg(long, default_value_t = 3)]
@@ -587,6 +588,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             llama_bench,
             json,
         })) => {
+            if cfg.analyst.off {
+                bail!("bench analyst measures a model; drop --no-model");
+            }
             let explicit =
                 (!cfg.analyst.model.is_empty()).then(|| PathBuf::from(&cfg.analyst.model));
             let cache = cfg.cache_dir().ok();

@@ -20,7 +20,7 @@ pub const CAUSE_KINDS: [&str; 6] = [
 const TEXT_MAX: usize = 240;
 /// What a model may write per sentence: a small model that runs on repeats itself, and every
 /// character costs generation time.
-const SCHEMA_TEXT_MAX: usize = 120;
+const SCHEMA_TEXT_MAX: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
