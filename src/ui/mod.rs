@@ -231,7 +231,9 @@ pub async fn run(
 /// about the selected incident when its answer is missing or out of date.
 fn analyst_turn(app: &mut App, store: Option<&Store>) -> bool {
     let (mut changed, finished) = app.analyst.poll();
+    // Only the model's answers are kept: a timeout or a discarded answer is asked again later.
     if let (Some(f), Some(store)) = (finished, store)
+        && matches!(f.analysis.who, crate::analyst::consult::Who::Model { .. })
         && let Ok(text) = serde_json::to_string(&f.analysis)
     {
         let incident = app
