@@ -57,9 +57,24 @@ pub enum BenchError {
 }
 
 fn median_by(runs: &[Stats], f: impl Fn(&Stats) -> f64) -> f64 {
-    let mut v: Vec<f64> = runs.iter().map(f).collect();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+    crate::eval::analyst::median(&mut runs.iter().map(f).collect::<Vec<_>>())
+}
+
+/// One comparison line: another decoder's speed and ours as a share of it.
+fn compared(
+    label: &str,
+    n_prompt: usize,
+    n_gen: usize,
+    pp: f64,
+    tg: f64,
+    ours: (f64, f64),
+) -> String {
+    format!(
+        "{label} (pp{n_prompt} / tg{n_gen}): prompt {pp:.0} tok/s · generation {tg:.0} tok/s \
+         (ours: {:.0} % / {:.0} %)\n",
+        100.0 * ours.0 / pp.max(1e-9),
+        100.0 * ours.1 / tg.max(1e-9)
+    )
 }
 
 /// Times `runs` answers on the demo's largest pack, then llama.cpp's plain speed in process and,
@@ -215,27 +230,24 @@ impl AnalystBench {
                 " · answer failed the check"
             }
         );
+        let ours = (self.prompt_tok_s, self.gen_tok_s);
         let raw = &self.llama_cpp;
-        s.push_str(&format!(
-            "llama.cpp plain decode, same file and sizes (pp{} / tg{}, llama-bench's method): \
-             prompt {:.0} tok/s · generation {:.0} tok/s (ours: {:.0} % / {:.0} %)\n",
+        s.push_str(&compared(
+            "llama.cpp plain decode, same file and sizes, llama-bench's method",
             raw.n_prompt,
             raw.n_gen,
             raw.prompt_tok_s,
             raw.gen_tok_s,
-            100.0 * self.prompt_tok_s / raw.prompt_tok_s.max(1e-9),
-            100.0 * self.gen_tok_s / raw.gen_tok_s.max(1e-9)
+            ours,
         ));
         match (&self.llama_bench, &self.llama_bench_note) {
-            (Some(lb), _) => s.push_str(&format!(
-                "llama-bench (same file, pp{} / tg{}): prompt {:.0} tok/s · generation {:.0} tok/s \
-                 (ours: {:.0} % / {:.0} %; ours generates under a grammar)\n",
+            (Some(lb), _) => s.push_str(&compared(
+                "llama-bench, same file",
                 lb.n_prompt,
                 lb.n_gen,
                 lb.prompt_tok_s,
                 lb.gen_tok_s,
-                100.0 * self.prompt_tok_s / lb.prompt_tok_s.max(1e-9),
-                100.0 * self.gen_tok_s / lb.gen_tok_s.max(1e-9)
+                ours,
             )),
             (None, Some(n)) => s.push_str(&format!("llama-bench: {n}\n")),
             (None, None) => {}

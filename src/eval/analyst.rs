@@ -236,7 +236,8 @@ fn score(
     }
 }
 
-fn median(xs: &mut [f64]) -> f64 {
+/// The middle value (the upper one of an even count); 0 for none.
+pub fn median(xs: &mut [f64]) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs.get(xs.len() / 2).copied().unwrap_or(0.0)
 }
