@@ -76,6 +76,43 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What the labels in the store teach the detector
+    #[command(subcommand)]
+    Learn(LearnCommand),
+    /// Share labels with a team: export the store's labels, import someone else's
+    #[command(subcommand)]
+    Labels(LabelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LearnCommand {
+    /// Labels by kind, suppressed templates, the model's version, and precision/recall on
+    /// held-back labels (train on the past, test on the future)
+    Status {
+        /// Print one JSON document on stdout
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabelsCommand {
+    /// Every label in the store, oldest first, with the features it was given on
+    Export {
+        /// Print the labels as one JSON document on stdout (what `labels import` reads)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add the labels of a `labels export --json` document to the store; labels already there
+    /// are skipped, so importing twice changes nothing
+    Import {
+        /// The exported document, or `-` for stdin
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Print the outcome as one JSON document on stdout
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args, Default)]
@@ -378,6 +415,16 @@ pub enum EvalCommand {
         #[arg(long, value_name = "FILE")]
         emit: Option<PathBuf>,
     },
+    /// Teach the learner with the label queue's picks on self-labelled logs (loghub BGL) and
+    /// report F1 unsupervised, after 10/25/50/100 queue labels and as many random ones
+    Learning {
+        /// A directory of .log files (or one file) whose lines start with their label (`-` normal)
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Print one JSON document on stdout (the human text goes to stderr)
+        #[arg(long)]
+        json: bool,
+    },
     /// Mine templates from loghub-2k systems and score grouping and parsing accuracy
     Templates {
         /// A loghub-2k directory: one folder per system with <S>_2k.log_structured.csv
@@ -570,6 +617,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let res = eval::cloudtrail::run(&data, ignore_user_agent, emit.as_deref())?;
             report(json, &res.render(), &res)
         }
+        Some(Command::Eval(EvalCommand::Learning { data, json })) => {
+            let res = eval::learning::run(&data)?;
+            report(json, &res.render(), &res)
+        }
         Some(Command::Eval(EvalCommand::Templates { loghub, json, emit })) => {
             let res = eval::templates::run(&loghub, emit.as_deref())?;
             report(json, &res.render(), &res)
@@ -656,6 +707,34 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 "cannot read the audit log; check the data dir (`stormwatch config path`)",
             )?;
             report(json, &render_audit(&rows), &rows)
+        }
+        Some(Command::Learn(LearnCommand::Status { json })) => {
+            let dir = cfg.data_dir()?;
+            let records = store::labels(&dir)
+                .context("cannot read the labels; check the data dir (`stormwatch config path`)")?;
+            let version = if records.is_empty() {
+                None
+            } else {
+                store::load_model(&dir, crate::learn::MODEL_NAME)
+                    .context("cannot read the saved model; check the data dir")?
+                    .map(|(_, v)| v)
+            };
+            let res = crate::learn::status::status(&records, version, cfg.engine.threshold);
+            report(json, &res.render(), &res)
+        }
+        Some(Command::Labels(LabelsCommand::Export { json })) => {
+            let records = store::labels(&cfg.data_dir()?)
+                .context("cannot read the labels; check the data dir (`stormwatch config path`)")?;
+            let doc = LabelsDocument {
+                format: LABELS_FORMAT.into(),
+                version: 1,
+                labels: records,
+            };
+            report(json, &render_labels(&doc.labels), &doc)
+        }
+        Some(Command::Labels(LabelsCommand::Import { file, json })) => {
+            let res = import_labels(&cfg, &file)?;
+            report(json, &res.render(), &res)
         }
         Some(Command::Config(ConfigCommand::Path)) => {
             let file = cli
@@ -799,6 +878,120 @@ fn report(json: bool, human: &str, doc: &impl serde::Serialize) -> anyhow::Resul
         print!("{human}");
     }
     Ok(())
+}
+
+const LABELS_FORMAT: &str = "stormwatch-labels";
+
+/// What `labels export --json` writes and `labels import` reads.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct LabelsDocument {
+    format: String,
+    version: u32,
+    labels: Vec<store::LabelRecord>,
+}
+
+fn render_labels(labels: &[store::LabelRecord]) -> String {
+    let mut out = String::new();
+    for l in labels {
+        let note = if l.note.is_empty() {
+            String::new()
+        } else {
+            format!("  note: {}", crate::safe_text::SafeText::new(&l.note))
+        };
+        out.push_str(&format!(
+            "{}  {:<8} {:<8} {}  {}{note}\n",
+            crate::timefmt::iso(l.created_ms),
+            l.label.as_str(),
+            l.target_kind,
+            crate::safe_text::SafeText::new(&l.target_id),
+            crate::safe_text::SafeText::new(&l.source),
+        ));
+    }
+    out.push_str(&format!(
+        "{} labels; `stormwatch labels export --json > labels.json` writes them for `labels import`\n",
+        labels.len()
+    ));
+    out
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ImportOutcome {
+    read: usize,
+    imported: usize,
+    already_present: usize,
+}
+
+impl ImportOutcome {
+    fn render(&self) -> String {
+        format!(
+            "read {} labels: {} imported, {} already in the store\n",
+            self.read, self.imported, self.already_present
+        )
+    }
+}
+
+/// `stormwatch labels import`: every label is checked before any is written, so a bad document
+/// imports nothing.
+fn import_labels(cfg: &Config, file: &std::path::Path) -> anyhow::Result<ImportOutcome> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the labels from stdin")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| {
+            format!(
+                "cannot read {}; pass the file `stormwatch labels export --json` wrote",
+                file.display()
+            )
+        })?
+    };
+    let doc: LabelsDocument = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a labels document; make one with `stormwatch labels export --json`",
+            file.display()
+        )
+    })?;
+    if doc.format != LABELS_FORMAT || doc.version != 1 {
+        anyhow::bail!(
+            "{} is {:?} version {}; this stormwatch reads {LABELS_FORMAT:?} version 1",
+            file.display(),
+            crate::safe_text::SafeText::new(&doc.format).as_str(),
+            doc.version
+        );
+    }
+    let dir = cfg.data_dir()?;
+    let existing = store::labels(&dir).context("cannot read the labels already in the store")?;
+    let mut seen: std::collections::HashSet<_> =
+        existing.iter().map(store::LabelRecord::identity).collect();
+    let read = doc.labels.len();
+    let mut fresh = Vec::new();
+    for (i, r) in doc.labels.into_iter().enumerate() {
+        if !seen.insert(r.identity()) {
+            continue;
+        }
+        let label = r.into_label().map_err(|e| {
+            anyhow::anyhow!(
+                "label {} of {}: {e}; nothing was imported",
+                i + 1,
+                file.display()
+            )
+        })?;
+        fresh.push(label);
+    }
+    let imported = fresh.len();
+    if imported > 0 {
+        let (store, writer) = store::open(&dir)?;
+        for label in fresh {
+            store
+                .save_label_blocking(label)
+                .context("cannot write a label; check the data dir is writable")?;
+        }
+        drop(store);
+        writer.join();
+    }
+    Ok(ImportOutcome {
+        read,
+        imported,
+        already_present: read - imported,
+    })
 }
 
 /// `stormwatch parse`: every record with its format and fields; rejected records say why.
@@ -1570,6 +1763,14 @@ fn console_with(
         }
     };
     let mut app = App::new(engine, title, session.clone());
+    // What earlier runs' labels taught is retrained in the background before it is used.
+    match store::labels(&data_dir) {
+        Ok(records) => {
+            let examples = crate::learn::status::examples(&records);
+            app.learning = ui::learning::Learning::start(cfg.engine.threshold, examples);
+        }
+        Err(e) => tracing::warn!("cannot read earlier labels, the learner starts empty: {e}"),
+    }
     // The model loads on its own thread while the console comes up; until it is ready (or if it
     // never is) the rule-based analyst answers, and the pane says which one did.
     app.analyst = ui::analysis::Analyst::new(start_model(cfg));

@@ -178,6 +178,17 @@ pub struct Ingested {
     /// Numbers of incidents this record opened.
     pub new_incidents: Vec<u64>,
     pub rejected: bool,
+    /// How the line was scored; `None` for rejected and header lines.
+    pub scored: Option<ScoredLine>,
+}
+
+/// A scored line, as the learner takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoredLine {
+    pub template: TemplateId,
+    pub level: Level,
+    /// Highest score an observation from this line reached.
+    pub score: f64,
 }
 
 pub struct Engine {
@@ -198,6 +209,8 @@ pub struct Engine {
     lines: u64,
     rejected: u64,
     scratch: Observations,
+    /// What the operator's labels taught; blended into every score once it holds labels.
+    learner: Option<Arc<crate::learn::learner::Learner>>,
 }
 
 impl Engine {
@@ -226,7 +239,14 @@ impl Engine {
             lines: 0,
             rejected: 0,
             scratch: Observations::default(),
+            learner: None,
         }
+    }
+
+    /// Blends what the labels taught into the scores from now on (the console calls it after
+    /// each retraining, from the learner thread's result).
+    pub fn set_learner(&mut self, learner: Arc<crate::learn::learner::Learner>) {
+        self.learner = Some(learner);
     }
 
     pub fn threshold(&self) -> f64 {
@@ -316,6 +336,9 @@ impl Engine {
         }
         let mut line_score: f64 = 0.0;
         let base = self.opts.threshold;
+        let learner = self.learner.as_ref().filter(|l| l.labels() > 0);
+        // The line as the learner sees it, made only when a score needs the learner's word.
+        let mut learned: Option<(String, Vec<f32>)> = None;
         for o in obs.as_slice() {
             let (mut s, forecast) = if o.signal == Signal::Metric {
                 score_metric(&mut self.metrics, base, o, rec.ts_ms)
@@ -330,6 +353,26 @@ impl Engine {
                 s.score = blend(s.score, ctx.score);
             }
             line_score = line_score.max(s.score);
+            if s.score > 0.0
+                && let Some(l) = learner
+            {
+                let (key, x) = learned.get_or_insert_with(|| {
+                    let id = miner.canonical(template);
+                    let text = miner.template(id);
+                    let x =
+                        crate::learn::features::line_features(&crate::learn::features::LineFacts {
+                            score: 0.0,
+                            level: parsed.level,
+                            template: &text,
+                            template_lines: miner.count(id),
+                        });
+                    (crate::learn::learner::template_key(&rec.group, &text), x)
+                });
+                if let Some(x0) = x.first_mut() {
+                    *x0 = s.score as f32;
+                }
+                s.score = l.score(key, x);
+            }
             src.score(now, s.score);
             if s.score >= base && failure {
                 let bar = src.threshold.current(base, now);
@@ -379,6 +422,11 @@ impl Engine {
         }
         self.scratch = obs;
         self.push_tail(&rec, parsed.level, template, line_score);
+        out.scored = Some(ScoredLine {
+            template,
+            level: parsed.level,
+            score: line_score,
+        });
         out
     }
 

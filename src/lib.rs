@@ -37,12 +37,13 @@
 //! | [`series`] | online detector for one numeric series (metrics, CSV `timestamp,value`): multi-scale robust deviations judged against the series' own extremes |
 //! | [`trail`] | unsupervised per-event CloudTrail scorer: novelty per principal, denied-call bursts, sensitive and log-tampering calls, user-agent novelty; explained |
 //! | [`incident`] | threshold crossings → anomalies → incidents linked by entity, instance, IP, user or access key |
-//! | [`engine`] | wires the stages; keeps per-source counters, the tail and score history for the console |
+//! | [`engine`] | wires the stages; keeps per-source counters, the tail and score history for the console; blends in what the labels taught |
+//! | [`learn`] | learning from labels: line features, a seeded random forest, the blend with the engine's score and per-template suppressions, the label queue, `learn status` |
 //! | [`action`] | remediation catalog, guards, approval gate, evidence-grounded proposals, the ranking bandit, and the audited executor on AWS (dry run, verify, undo) |
 //! | [`analyst`] | evidence packs, the answer schema and its grammar, the local model's thread (llama.cpp: streamed, cancellable, deadline-bound), the answer check with the rule-based fallback, the flagger for ids not in the pack, the model download, `bench analyst` |
 //! | [`store`] | SQLite (WAL) behind one writer thread: sessions, incidents, labels, the remediation audit log, the ranking, cached analyst answers; versioned migrations |
-//! | [`ui`] | the console: ratatui view, key handling, label flow, the analyst's streamed answers, action suggestions with the confirm popup and audit pane |
-//! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval agent` (the action ranking, trained and scored in the simulator), `eval analyst` (the analysts' answers on the demo's injected incidents), `eval templates` (the miner against loghub), `eval nab` (the series detector against NAB, NAB's scoring), `eval cloudtrail` (the event scorer against a labelled capture) |
+//! | [`ui`] | the console: ratatui view, key handling, label flow with notes, the label queue and the learner's trainer thread, the analyst's streamed answers, action suggestions with the confirm popup and audit pane |
+//! | [`eval`] | `eval demo` (the engine against the simulator's ground truth), `eval agent` (the action ranking, trained and scored in the simulator), `eval analyst` (the analysts' answers on the demo's injected incidents), `eval templates` (the miner against loghub), `eval learning` (labels from the queue vs random on self-labelled logs), `eval nab` (the series detector against NAB, NAB's scoring), `eval cloudtrail` (the event scorer against a labelled capture) |
 //! | [`bench`] | `bench templates`: miner and parse + template throughput on a mixed corpus |
 //! | [`config`] | TOML config and the paths it controls |
 //! | [`logging`] | the file log (stdout belongs to the console) |
@@ -74,6 +75,7 @@ pub mod forecast;
 pub mod forest;
 pub mod incident;
 pub mod isolation;
+pub mod learn;
 pub mod live;
 pub mod logging;
 pub mod novelty;

@@ -168,6 +168,124 @@ pub struct Label {
     pub note: SafeText,
 }
 
+/// A label as `labels export` writes it and `labels import` reads it: plain strings, `features`
+/// as the JSON it was saved as.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LabelRecord {
+    pub created_ms: i64,
+    pub session: String,
+    pub target_kind: String,
+    pub target_id: String,
+    pub label: LabelValue,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub entity: String,
+    #[serde(default)]
+    pub signal: String,
+    #[serde(default)]
+    pub incident_kind: String,
+    #[serde(default)]
+    pub score: Option<f64>,
+    #[serde(default)]
+    pub event_ms: Option<i64>,
+    #[serde(default = "empty_object")]
+    pub features: serde_json::Value,
+    #[serde(default)]
+    pub evidence: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+/// What a label targets; the schema's CHECK lists the same four.
+pub const TARGET_KINDS: [&str; 4] = ["incident", "anomaly", "line", "template"];
+
+impl LabelRecord {
+    /// The label to save. Imported text is untrusted like log text: it is sanitised here, and a
+    /// target kind the store does not know is refused.
+    pub fn into_label(self) -> Result<Label, String> {
+        let Some(kind) = TARGET_KINDS.iter().find(|k| **k == self.target_kind) else {
+            return Err(format!(
+                "unknown target_kind {:?}; expected one of {}",
+                SafeText::new(&self.target_kind).as_str(),
+                TARGET_KINDS.join(", ")
+            ));
+        };
+        if !self.features.is_object() {
+            return Err("features must be a JSON object".into());
+        }
+        Ok(Label {
+            created_ms: self.created_ms,
+            session: SafeText::new(&self.session).into_string(),
+            target_kind: kind,
+            target_id: SafeText::new(&self.target_id).into_string(),
+            label: self.label,
+            source: SafeText::new(&self.source),
+            entity: SafeText::new(&self.entity),
+            signal: SafeText::new(&self.signal).into_string(),
+            incident_kind: SafeText::new(&self.incident_kind).into_string(),
+            score: self.score.filter(|s| s.is_finite()),
+            event_ms: self.event_ms,
+            features: self.features.to_string(),
+            evidence: SafeText::new(&self.evidence),
+            note: SafeText::new(&self.note),
+        })
+    }
+
+    /// Two records are the same label when they agree on who said what about which target, when.
+    pub fn identity(&self) -> (i64, String, String, String, &'static str) {
+        (
+            self.created_ms,
+            self.session.clone(),
+            self.target_kind.clone(),
+            self.target_id.clone(),
+            self.label.as_str(),
+        )
+    }
+}
+
+/// Every label in the store, oldest first. A store that does not exist yet has none.
+pub fn labels(dir: &Path) -> Result<Vec<LabelRecord>, StoreError> {
+    if !dir.join(DB_FILE).exists() {
+        return Ok(Vec::new());
+    }
+    let conn = reader(dir)?;
+    let mut stmt = conn.prepare(
+        "SELECT created_ms, session, target_kind, target_id, label, source, entity, signal,
+                incident_kind, score, event_ms, features, evidence, note
+         FROM labels ORDER BY created_ms, id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let label: String = r.get(4)?;
+        let features: String = r.get(11)?;
+        Ok(LabelRecord {
+            created_ms: r.get(0)?,
+            session: r.get(1)?,
+            target_kind: r.get(2)?,
+            target_id: r.get(3)?,
+            label: match label.as_str() {
+                "anomaly" => LabelValue::Anomaly,
+                "normal" => LabelValue::Normal,
+                _ => LabelValue::Unsure,
+            },
+            source: r.get(5)?,
+            entity: r.get(6)?,
+            signal: r.get(7)?,
+            incident_kind: r.get(8)?,
+            score: r.get(9)?,
+            event_ms: r.get(10)?,
+            features: serde_json::from_str(&features).unwrap_or_else(|_| empty_object()),
+            evidence: r.get(12)?,
+            note: r.get(13)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncidentRow {
     pub session: String,

@@ -59,6 +59,10 @@ pub enum Action {
     Undo,
     /// Ask the analyst model about the selected incident again.
     Reask,
+    /// Show the label queue in the tail pane, or the tail again.
+    ToggleQueue,
+    /// Type a note that the next label carries.
+    Note,
 }
 
 pub fn action_for(key: KeyEvent) -> Option<Action> {
@@ -93,9 +97,14 @@ pub fn action_for(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('A') => Action::ToggleAudit,
         KeyCode::Char('U') => Action::Undo,
         KeyCode::Char('R') => Action::Reask,
+        KeyCode::Char('L') => Action::ToggleQueue,
+        KeyCode::Char('c') => Action::Note,
         _ => return None,
     })
 }
+
+/// Longest note a label carries.
+const NOTE_MAX: usize = 200;
 
 /// Where a label stands: written to the queue, or committed.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,11 +114,13 @@ pub enum LabelState {
     Failed(String),
 }
 
-/// What labels are about: an incident (the whole story) or one anomaly in it.
+/// What labels are about: an incident (the whole story), one anomaly in it, or one line from
+/// the label queue (`group@arrival_ms`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LabelTarget {
     Incident(u64),
     Anomaly(u64),
+    Line(String),
 }
 
 impl LabelTarget {
@@ -117,12 +128,14 @@ impl LabelTarget {
         match self {
             LabelTarget::Incident(_) => "incident",
             LabelTarget::Anomaly(_) => "anomaly",
+            LabelTarget::Line(_) => "line",
         }
     }
 
-    fn id(&self) -> u64 {
+    fn id(&self) -> String {
         match self {
-            LabelTarget::Incident(i) | LabelTarget::Anomaly(i) => *i,
+            LabelTarget::Incident(i) | LabelTarget::Anomaly(i) => i.to_string(),
+            LabelTarget::Line(l) => l.clone(),
         }
     }
 }
@@ -162,10 +175,13 @@ pub struct App {
     pub approval: Approval,
     /// The analyst's answers and the question in flight to the local model.
     pub analyst: super::analysis::Analyst,
+    /// The learner's trainer thread and the label queue.
+    pub learning: super::learning::Learning,
 }
 
 impl App {
     pub fn new(engine: Engine, title: String, session: String) -> Self {
+        let threshold = engine.threshold();
         App {
             engine,
             title,
@@ -198,7 +214,99 @@ impl App {
                 session,
             ),
             analyst: super::analysis::Analyst::rules_only("no model loaded"),
+            learning: super::learning::Learning::start(threshold, Vec::new()),
         }
+    }
+
+    /// Whether the tail pane shows the label queue and has the keys.
+    fn in_queue(&self) -> bool {
+        self.focus == Focus::Tail && self.learning.show
+    }
+
+    /// A key while a note is being typed: Enter keeps it for the next label, Esc drops it.
+    pub fn note_key(&mut self, key: KeyEvent) {
+        let Some(text) = self.learning.typing.as_mut() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Enter => {
+                self.learning.note = self.learning.typing.take().unwrap_or_default();
+                self.status = if self.learning.note.is_empty() {
+                    "note cleared".into()
+                } else {
+                    "note kept: the next label (a, x, u) carries it".into()
+                };
+            }
+            KeyCode::Esc => {
+                self.learning.typing = None;
+                self.status = "note dropped".into();
+            }
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Char(c) if text.chars().count() < NOTE_MAX => text.push(c),
+            _ => {}
+        }
+        self.revision += 1;
+    }
+
+    /// Takes the trainer's newest learner into the engine and refreshes the queue. Returns
+    /// whether a new learner came in, and whether the view changed.
+    pub fn learning_turn(&mut self) -> (bool, bool) {
+        let mut changed = false;
+        let trained = if let Some(l) = self.learning.poll() {
+            self.engine.set_learner(l.clone());
+            if self.learning.show {
+                self.status = format!(
+                    "learner v{} trained on {} labels; templates suppressed: {}",
+                    l.version(),
+                    l.labels(),
+                    l.suppressed().count()
+                );
+            }
+            changed = true;
+            true
+        } else {
+            false
+        };
+        (trained, changed | self.learning.refresh(&self.engine))
+    }
+
+    /// Labels the queue's selected line: saved like every label, and taught to the learner.
+    fn label_line(&mut self, value: LabelValue, now_ms: i64) -> Option<(LabelTarget, Label)> {
+        let Some(item) = self.learning.take_selected() else {
+            self.status = "the label queue is empty: lines arrive with the tail".into();
+            return None;
+        };
+        let example = item.example(value == LabelValue::Anomaly);
+        let target = LabelTarget::Line(format!("{}@{}", item.group, item.arrival_ms));
+        let label = Label {
+            created_ms: now_ms,
+            session: self.session.clone(),
+            target_kind: target.kind(),
+            target_id: target.id(),
+            label: value,
+            source: SafeText::new(&item.group),
+            entity: SafeText::default(),
+            signal: String::new(),
+            incident_kind: String::new(),
+            score: item.features.first().map(|s| f64::from(*s)),
+            event_ms: Some(item.arrival_ms),
+            features: example.features_json().to_string(),
+            evidence: item.text.clone(),
+            note: SafeText::new(&std::mem::take(&mut self.learning.note)),
+        };
+        if value != LabelValue::Unsure {
+            self.learning.teach(example);
+        }
+        self.labels
+            .insert(target.clone(), LabelState::Saving(value));
+        self.status = format!(
+            "saving label '{}' for {}…",
+            value.as_str(),
+            self.describe(&target)
+        );
+        Some((target, label))
     }
 
     /// The selected incident's ranked suggestions and the ranking's context.
@@ -388,7 +496,28 @@ impl App {
                     self.anomaly_idx = 0;
                 }
             }
+            Action::Label(value) if self.in_queue() => return self.label_line(value, now_ms),
             Action::Label(value) => return self.label(value, now_ms),
+            Action::ToggleQueue => {
+                if self.learning.show && self.focus != Focus::Tail {
+                    self.focus = Focus::Tail;
+                } else {
+                    self.learning.toggle();
+                    self.focus = Focus::Tail;
+                }
+                self.learning.refresh(&self.engine);
+                self.status = if self.learning.show {
+                    "label queue: the lines a label teaches most · a anomaly · x normal · u unsure · c note · L tail".into()
+                } else {
+                    "tail".into()
+                };
+                self.revision += 1;
+            }
+            Action::Note => {
+                self.learning.typing = Some(std::mem::take(&mut self.learning.note));
+                self.status = "note for the next label: type, Enter keeps, Esc drops".into();
+                self.revision += 1;
+            }
             Action::Approve | Action::Reject => match self.suggestion() {
                 Some(s) => {
                     if action == Action::Approve {
@@ -498,6 +627,11 @@ impl App {
                 let len = self.incident_anomalies().len();
                 self.anomaly_idx = clamp(self.anomaly_idx as isize + by, len);
             }
+            Focus::Tail if self.learning.show => {
+                let len = self.learning.queue.len();
+                self.learning.selected = clamp(self.learning.selected as isize + by, len);
+                self.revision += 1;
+            }
             Focus::Tail => {
                 // Up scrolls back in time.
                 let len = self.engine.tail().len();
@@ -536,7 +670,7 @@ impl App {
             created_ms: now_ms,
             session: self.session.clone(),
             target_kind: target.kind(),
-            target_id: format!("{}", target.id()),
+            target_id: target.id(),
             label: value,
             source: lead
                 .as_ref()
@@ -563,7 +697,7 @@ impl App {
                 .as_ref()
                 .and_then(|a| a.samples.first().cloned())
                 .unwrap_or_default(),
-            note: SafeText::default(),
+            note: SafeText::new(&std::mem::take(&mut self.learning.note)),
         };
         // The operator's verdict moves the source's alarm bar at once; the store keeps it for
         // retraining.
@@ -597,6 +731,7 @@ impl App {
                 ),
                 None => format!("signal {a}"),
             },
+            LabelTarget::Line(l) => format!("line {l}"),
         }
     }
 
@@ -649,6 +784,71 @@ mod tests {
             Some(Action::NextPane)
         );
         assert_eq!(action_for(key('Z')), None);
+    }
+
+    fn record(ms: i64, text: &str) -> crate::record::Record {
+        crate::record::Record {
+            arrival_ms: ms,
+            ts_ms: ms,
+            group: "/var/log/app".into(),
+            stream: "-".into(),
+            text: SafeText::new(text),
+        }
+    }
+
+    #[test]
+    fn queue_lines_are_labelled_with_their_features_and_a_note_and_retrain_the_learner() {
+        let mut app = App::new(
+            Engine::new(EngineOptions::default()),
+            "t".into(),
+            "s".into(),
+        );
+        for i in 0..40 {
+            app.engine.ingest(record(
+                i * 1000,
+                &format!("ERROR worker {i} lost heartbeat"),
+            ));
+            app.engine
+                .ingest(record(i * 1000 + 500, &format!("INFO request {i} served")));
+        }
+        app.update(Action::ToggleQueue, 0);
+        assert!(app.learning.show && app.focus == Focus::Tail);
+        assert_eq!(app.learning.queue.len(), 2, "one line per template");
+        app.update(Action::Note, 0);
+        for c in "known noisy job".chars() {
+            app.note_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        app.note_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        let template = app.learning.queue[0].template.clone();
+        let (target, label) = app.update(Action::Label(LabelValue::Normal), 5).unwrap();
+        assert!(matches!(target, LabelTarget::Line(_)));
+        assert_eq!(label.target_kind, "line");
+        assert_eq!(label.note.as_str(), "known noisy job");
+        let features: serde_json::Value = serde_json::from_str(&label.features).unwrap();
+        assert_eq!(features["template"], template.as_str());
+        assert_eq!(
+            features["x"].as_array().unwrap().len(),
+            crate::learn::features::DIMS
+        );
+        assert_eq!(
+            app.learning.queue.len(),
+            1,
+            "the labelled line leaves the queue"
+        );
+        // The trainer thread answers without the console waiting on it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while app.learning.learner.labels() == 0 && std::time::Instant::now() < deadline {
+            app.learning_turn();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let learner = app.learning.learner.clone();
+        assert_eq!(learner.labels(), 1);
+        assert_eq!(learner.template_labels(&template), (0, 1));
+        assert_eq!(learner.suppressed().count(), 1);
+        assert!(
+            app.learning.note.is_empty(),
+            "a note goes with one label only"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod app;
 pub mod approval;
+pub mod learning;
 pub mod picker;
 pub mod view;
 
@@ -102,6 +103,10 @@ pub async fn run(
                     dispatch(&mut app, store.as_ref(), &actions, &act_tx);
                     dirty = true;
                 }
+                Some(Ok(Event::Key(k))) if app.learning.typing.is_some() => {
+                    app.note_key(k);
+                    dirty = true;
+                }
                 Some(Ok(Event::Key(k))) if app.picker.is_some() => {
                     app.picker_key(k);
                     send_commands(&mut app, commands.as_ref());
@@ -196,6 +201,11 @@ pub async fn run(
                 // Redraw for data only when data or time moved: an idle console stays idle.
                 dirty |= drawn.as_ref() != Some(&view_key(&app));
                 dirty |= analyst_turn(&mut app, store.as_ref());
+                let (trained, changed) = app.learning_turn();
+                if trained {
+                    save_learner(store.as_ref(), &app);
+                }
+                dirty |= changed;
                 if !app.approval.watches.is_empty() {
                     let clock = app.engine.clock_ms();
                     let engine = &app.engine;
@@ -251,6 +261,16 @@ fn analyst_turn(app: &mut App, store: Option<&Store>) -> bool {
         serde_json::from_str(&text).ok()
     });
     changed
+}
+
+/// Keeps each trained version of the learner, so `learn status` can say which one runs.
+fn save_learner(store: Option<&Store>, app: &App) {
+    let l = &app.learning.learner;
+    if let (Some(store), Some(forest)) = (store, l.forest())
+        && let Ok(state) = serde_json::to_string(forest)
+    {
+        store.save_model(crate::learn::MODEL_NAME, now_ms(), state);
+    }
 }
 
 /// What a redraw depends on besides keys: data, time, and the messages sources send.

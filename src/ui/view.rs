@@ -28,13 +28,18 @@ pub const HELP: &[(&str, &str)] = &[
     ("Space", "pause / resume the tail (detection keeps running)"),
     (
         "a",
-        "label the selected incident or signal as a real anomaly",
+        "label the selected incident, signal or queue line a real anomaly",
     ),
     (
         "x",
-        "label it normal (a false alarm): its source's bar rises above it",
+        "label it normal: its source's bar rises; a queue line's template is suppressed",
     ),
     ("u", "label it unsure"),
+    (
+        "L",
+        "label queue in the tail pane: the lines a label teaches most",
+    ),
+    ("c", "note for the next label (Enter keeps, Esc drops)"),
     (
         "+",
         "tail more log groups (tail): prefix search, Space selects, Enter adds",
@@ -196,11 +201,20 @@ pub fn draw(f: &mut Frame, app: &App) {
     draw_incidents(f, incidents, app, &t);
     draw_detail(f, detail, app, &t);
     draw_tail(f, tail, app, &t);
+    let footer_text = match &app.learning.typing {
+        Some(note) => format!(
+            " note for the next label: {}▏",
+            crate::safe_text::SafeText::new(note)
+        ),
+        None if !app.learning.note.is_empty() => format!(
+            " {} · note kept: {}",
+            app.status,
+            crate::safe_text::SafeText::new(&app.learning.note)
+        ),
+        None => format!(" {}", app.status),
+    };
     f.render_widget(
-        Paragraph::new(Line::from(Span::styled(
-            format!(" {}", app.status),
-            t.fg(Color::Gray),
-        ))),
+        Paragraph::new(Line::from(Span::styled(footer_text, t.fg(Color::Gray)))),
         footer,
     );
     if let Some(p) = &app.picker {
@@ -900,7 +914,67 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
     f.render_widget(p, area);
 }
 
+/// The label queue: one line per template, the learner's belief, and what a label would decide.
+fn draw_queue(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    let l = &app.learning;
+    let learner = &l.learner;
+    let rows = area.height.saturating_sub(2) as usize;
+    let start = l.selected.saturating_sub(rows.saturating_sub(1));
+    let mut lines: Vec<Line> = Vec::new();
+    if l.queue.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "  nothing to ask yet: lines arrive with the tail",
+            t.fg(Color::Gray),
+        )));
+    }
+    for (i, item) in l.queue.iter().enumerate().skip(start).take(rows) {
+        let (a, n) = learner.template_labels(&item.template);
+        let said = if a + n > 0 {
+            format!(" {a}a/{n}x")
+        } else {
+            String::new()
+        };
+        let group = item.group.rsplit('/').next().unwrap_or(&item.group);
+        let mark = label_mark(app.labels.get(&LabelTarget::Line(format!(
+            "{}@{}",
+            item.group, item.arrival_ms
+        ))));
+        let p_style = if item.probability >= 0.5 {
+            t.fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            t.fg(Color::Gray)
+        };
+        let mut spans = vec![
+            Span::styled(format!("p={:.2}{said:<7} ", item.probability), p_style),
+            Span::styled(format!("{group:<14.14} "), t.fg(Color::Blue)),
+            Span::raw(expand_tabs(item.text.as_str())),
+            Span::raw(mark),
+        ];
+        if i == l.selected && app.focus == Focus::Tail {
+            spans = spans
+                .into_iter()
+                .map(|s| s.patch_style(t.selected()))
+                .collect();
+        }
+        lines.push(Line::from(spans));
+    }
+    let title = format!(
+        " Label queue: {} to ask · {} labels · learner v{} · templates suppressed: {} (L: tail) ",
+        l.queue.len(),
+        learner.labels(),
+        learner.version(),
+        learner.suppressed().count()
+    );
+    f.render_widget(
+        Paragraph::new(lines).block(block(title, app.focus == Focus::Tail, t)),
+        area,
+    );
+}
+
 fn draw_tail(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
+    if app.learning.show {
+        return draw_queue(f, area, app, t);
+    }
     let tail = app.engine.tail();
     let rows = area.height.saturating_sub(2) as usize;
     let frozen_back = if app.paused {
