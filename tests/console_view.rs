@@ -245,3 +245,31 @@ fn sources_pane_shows_the_live_readers_counters() {
     assert!(s.contains("lambda/orders"), "{s}");
     insta::assert_snapshot!(s);
 }
+
+#[test]
+fn label_queue_screen() {
+    let scenario = generate(&SimConfig {
+        seed: 7,
+        baseline_hours: 2.0,
+        ..SimConfig::default()
+    });
+    let mut engine = Engine::new(EngineOptions::default());
+    let mut names = Interner::default();
+    for ev in scenario.events.iter().take(20_000) {
+        engine.ingest(sim_to_record(ev, &mut names));
+    }
+    let mut app = app_for(engine);
+    app.update(Action::ToggleQueue, 0);
+    assert_eq!(app.focus, Focus::Tail);
+    let s = screen(&app, 140, 44);
+    assert!(s.contains("Label queue"), "{s}");
+    // One line per template: no template is asked about twice.
+    let templates: std::collections::HashSet<&str> = app
+        .learning
+        .queue
+        .iter()
+        .map(|q| q.template.as_str())
+        .collect();
+    assert_eq!(templates.len(), app.learning.queue.len());
+    insta::assert_snapshot!(s);
+}
