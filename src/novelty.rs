@@ -12,7 +12,6 @@
 
 use crate::parse::Level;
 use crate::template::TemplateId;
-use std::collections::{HashMap, HashSet};
 
 /// Lines a source shows before anything in it counts as new: the first minutes of a fresh miner
 /// are all new shapes.
@@ -33,7 +32,7 @@ pub enum Novel {
 
 #[derive(Debug, Clone, Default)]
 struct Position {
-    values: HashSet<String>,
+    values: foldhash::HashSet<String>,
     /// More values than [`MAX_CATEGORIES`] were seen: never categorical again.
     open: bool,
 }
@@ -55,7 +54,7 @@ const SETTLED_RECHECK: u64 = 256;
 #[derive(Debug, Clone, Default)]
 pub struct SourceNovelty {
     lines: u64,
-    templates: HashMap<TemplateId, TemplateValues>,
+    templates: crate::template::TemplateMap<TemplateValues>,
 }
 
 impl SourceNovelty {

@@ -13,8 +13,9 @@
 //! moment ago is still new: a polling loop of a first-time call is scored as the
 //! first-time call it continues, not as routine after its second iteration.
 
+use foldhash::HashMap;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// Fixed weights. A weight is the score an event gets when only that signal
 /// fires at full strength, which keeps the blend readable for an analyst.
@@ -175,9 +176,9 @@ impl Scorer {
             use_user_agent: true,
             events: 0,
             last_time: 0,
-            principals: HashMap::new(),
-            global_api: HashMap::new(),
-            global_ua: HashMap::new(),
+            principals: HashMap::default(),
+            global_api: HashMap::default(),
+            global_ua: HashMap::default(),
         }
     }
 

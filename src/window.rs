@@ -9,7 +9,7 @@
 
 use crate::parse::{Fields, FlowAction, Level, Parsed, SshOutcome};
 use crate::record::Record;
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -344,7 +344,7 @@ impl Extractor {
                 }
                 if !self.regions_by_principal.contains_key(principal.as_str()) {
                     self.regions_by_principal
-                        .insert(principal.clone(), HashSet::new());
+                        .insert(principal.clone(), HashSet::default());
                 }
                 let known = self
                     .regions_by_principal
