@@ -210,6 +210,7 @@ fn labels_round_trip_between_stores_and_teach_learn_status() {
     assert!(status["folds"].as_u64().unwrap() >= 3, "{status}");
     assert_eq!(status["f1"], 1.0, "{status}");
     assert_eq!(status["suppressed_templates"], 4);
+    assert_eq!(status["suppressed"].as_array().map(Vec::len), Some(4));
 }
 
 #[test]

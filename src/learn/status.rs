@@ -21,6 +21,8 @@ pub struct LearnStatus {
     pub trainable: usize,
     /// Templates whose labels say "normal" more often than "anomaly".
     pub suppressed_templates: usize,
+    /// Those templates, as `source: template`, sorted.
+    pub suppressed: Vec<String>,
     /// Saves of the trained model so far.
     pub model_version: Option<i64>,
     /// Train-on-past / test-on-future folds run.
@@ -80,6 +82,17 @@ pub fn status(records: &[LabelRecord], model_version: Option<i64>, threshold: f6
         unsure: count(LabelValue::Unsure),
         trainable: examples.len(),
         suppressed_templates: all.suppressed().count(),
+        suppressed: {
+            let mut v: Vec<String> = all
+                .suppressed()
+                .map(|k| match k.split_once('\u{1f}') {
+                    Some((source, template)) => format!("{source}: {template}"),
+                    None => k.to_string(),
+                })
+                .collect();
+            v.sort();
+            v
+        },
         model_version,
         folds,
         precision,
@@ -93,13 +106,17 @@ impl LearnStatus {
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}", v));
         let mut out = format!(
             "labels: {} ({} anomaly, {} normal, {} unsure); {} on lines or templates the model learns from\n\
-             suppressed templates: {}\nmodel version: {}\n",
+             suppressed templates: {}\n{}model version: {}\n",
             self.labels,
             self.anomaly,
             self.normal,
             self.unsure,
             self.trainable,
             self.suppressed_templates,
+            self.suppressed
+                .iter()
+                .map(|s| format!("  {}\n", crate::safe_text::SafeText::new(s)))
+                .collect::<String>(),
             self.model_version
                 .map_or("none saved yet".to_string(), |v| v.to_string()),
         );

@@ -257,12 +257,15 @@ impl App {
         let trained = if let Some(l) = self.learning.poll() {
             self.engine.set_learner(l.clone());
             if self.learning.show {
-                self.status = format!(
-                    "learner v{} trained on {} labels; templates suppressed: {}",
-                    l.version(),
-                    l.labels(),
-                    l.suppressed().count()
-                );
+                let model = if l.forest().is_some() {
+                    format!("model v{} trained on {} labels", l.version(), l.labels())
+                } else {
+                    format!(
+                        "{} labels kept; the model trains once both anomaly and normal labels exist",
+                        l.labels()
+                    )
+                };
+                self.status = format!("{model}; templates suppressed: {}", l.suppressed().count());
             }
             changed = true;
             true
@@ -661,7 +664,7 @@ impl App {
                     "window_min": a.window_min,
                     "first_minute": a.first_minute,
                     "last_minute": a.last_minute,
-                    "templates": a.templates.iter().map(|(t, n)| serde_json::json!({"template": self.engine.template_text(*t), "count": n})).collect::<Vec<_>>(),
+                    "templates": a.templates.iter().map(|(t, n)| serde_json::json!({"id": t, "template": self.engine.template_text(*t), "count": n})).collect::<Vec<_>>(),
                 })
                 .to_string()
             },
@@ -849,6 +852,21 @@ mod tests {
             app.learning.note.is_empty(),
             "a note goes with one label only"
         );
+
+        // The suppressed template is listed last; an anomaly label there undoes it.
+        let last = app.learning.queue.len() - 1;
+        assert!(app.learning.queue[last].suppressed);
+        assert_eq!(app.learning.queue[last].template, template);
+        app.update(Action::Bottom, 6);
+        app.update(Action::Label(LabelValue::Anomaly), 7).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while app.learning.learner.labels() < 2 && std::time::Instant::now() < deadline {
+            app.learning_turn();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(app.learning.learner.template_labels(&template), (1, 1));
+        assert_eq!(app.learning.learner.suppressed().count(), 0);
+        assert!(app.learning.queue.iter().all(|q| !q.suppressed));
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct QueueItem {
     pub features: Vec<f32>,
     /// The learner's probability that the line is an anomaly.
     pub probability: f64,
+    /// Listed because its template is suppressed: an `a` label here undoes the suppression.
+    pub suppressed: bool,
 }
 
 impl QueueItem {
@@ -46,8 +48,8 @@ pub struct Learning {
     pub show: bool,
     pub queue: Vec<QueueItem>,
     pub selected: usize,
-    /// Engine lines and learner version the queue was built at.
-    queue_at: Option<(u64, u32)>,
+    /// Engine lines, and the learner's version and label count, the queue was built at.
+    queue_at: Option<(u64, u32, usize)>,
     /// The note being typed (`c`), and the one the next label carries.
     pub typing: Option<String>,
     pub note: String,
@@ -127,20 +129,18 @@ impl Learning {
             return false;
         }
         let lines = engine.lines();
-        let fresh = self.queue_at.is_some_and(|(at, version)| {
-            version == self.learner.version() && lines.saturating_sub(at) < QUEUE_REFRESH_LINES
+        let taught = (self.learner.version(), self.learner.labels());
+        let fresh = self.queue_at.is_some_and(|(at, version, labels)| {
+            (version, labels) == taught && lines.saturating_sub(at) < QUEUE_REFRESH_LINES
         });
         if fresh {
             return false;
         }
-        // A newly trained learner reorders the queue: its top is what to ask next.
-        if self
-            .queue_at
-            .is_some_and(|(_, v)| v != self.learner.version())
-        {
+        // A learner that learned more reorders the queue: its top is what to ask next.
+        if self.queue_at.is_some_and(|(_, v, n)| (v, n) != taught) {
             self.selected = 0;
         }
-        self.queue_at = Some((lines, self.learner.version()));
+        self.queue_at = Some((lines, taught.0, taught.1));
         self.queue = build_queue(engine, &self.learner);
         self.selected = self.selected.min(self.queue.len().saturating_sub(1));
         true
@@ -187,6 +187,7 @@ fn build_queue(engine: &Engine, learner: &Learner) -> Vec<QueueItem> {
                 template,
                 features,
                 probability,
+                suppressed: false,
             }
         })
         .collect();
@@ -206,5 +207,18 @@ fn build_queue(engine: &Engine, learner: &Learner) -> Vec<QueueItem> {
         },
         QUEUE_LEN,
     );
-    order.into_iter().map(|i| items[i].clone()).collect()
+    let mut queue: Vec<QueueItem> = order.into_iter().map(|i| items[i].clone()).collect();
+    // Suppressed templates come last, each with its newest line, so a suppression can be undone
+    // where it was made.
+    let suppressed: std::collections::HashSet<&str> = learner.suppressed().collect();
+    let mut listed = std::collections::HashSet::new();
+    for item in items.iter().rev() {
+        if suppressed.contains(item.template.as_str()) && listed.insert(item.template.as_str()) {
+            queue.push(QueueItem {
+                suppressed: true,
+                ..item.clone()
+            });
+        }
+    }
+    queue
 }

@@ -929,7 +929,9 @@ fn draw_queue(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
     }
     for (i, item) in l.queue.iter().enumerate().skip(start).take(rows) {
         let (a, n) = learner.template_labels(&item.template);
-        let said = if a + n > 0 {
+        let said = if item.suppressed {
+            " suppressed".to_string()
+        } else if a + n > 0 {
             format!(" {a}a/{n}x")
         } else {
             String::new()
