@@ -31,8 +31,10 @@ fn run(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
     common::json(&out)
 }
 
-/// What the proxy does to the n-th FilterLogEvents call: bursts long enough to outlast the SDK's
-/// own retries, so the poller's recovery is what keeps the stream exactly-once.
+/// What the proxy does to the n-th FilterLogEvents call. Eight groups poll at once, so a burst
+/// counted in calls is shared among them and the SDK's own retries usually get through; the
+/// outage below is timed instead, so some calls fail even after the SDK's retries and the
+/// poller's recovery is what keeps the stream exactly-once.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Fault {
     Pass,
@@ -41,6 +43,11 @@ enum Fault {
     Drop,
     Delay,
 }
+
+/// The FilterLogEvents call that starts the outage, and how long every call then fails: longer
+/// than the SDK's three attempts with their backoff.
+const OUTAGE_AT_CALL: usize = 60;
+const OUTAGE: Duration = Duration::from_secs(8);
 
 fn fault_for(n: usize) -> Fault {
     match n % 40 {
@@ -122,11 +129,17 @@ fn start_fault_proxy(moto_url: &str) -> (String, Arc<AtomicUsize>) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let calls = Arc::new(AtomicUsize::new(0));
     let faults = Arc::new(AtomicUsize::new(0));
+    let outage = Arc::new(std::sync::OnceLock::<std::time::Instant>::new());
     let injected = faults.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut client) = conn else { continue };
-            let (upstream, calls, faults) = (upstream.clone(), calls.clone(), faults.clone());
+            let (upstream, calls, faults, outage) = (
+                upstream.clone(),
+                calls.clone(),
+                faults.clone(),
+                outage.clone(),
+            );
             std::thread::spawn(move || {
                 let Some(req) = read_request(&mut client) else {
                     return;
@@ -134,7 +147,15 @@ fn start_fault_proxy(moto_url: &str) -> (String, Arc<AtomicUsize>) {
                 let is_filter =
                     String::from_utf8_lossy(&req).contains("Logs_20140328.FilterLogEvents");
                 let fault = if is_filter {
-                    fault_for(calls.fetch_add(1, Ordering::SeqCst))
+                    let n = calls.fetch_add(1, Ordering::SeqCst);
+                    if n >= OUTAGE_AT_CALL {
+                        outage.get_or_init(std::time::Instant::now);
+                    }
+                    if outage.get().is_some_and(|t| t.elapsed() < OUTAGE) {
+                        Fault::Unavailable
+                    } else {
+                        fault_for(n)
+                    }
                 } else {
                     Fault::Pass
                 };
