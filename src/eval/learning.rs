@@ -222,58 +222,28 @@ fn line_ms(rest: &str) -> Option<i64> {
     crate::timefmt::line_time(rest, NO_YEAR_BEFORE_MS)
 }
 
-/// Mann–Whitney ROC-AUC of the unsupervised score (ties count half).
+/// ROC-AUC of the unsupervised score (ties count half); ½ when one class is missing.
 fn auc(items: &[Item]) -> f64 {
-    let mut scored: Vec<(f32, bool)> = items
-        .iter()
-        .map(|i| (i.features.first().copied().unwrap_or(0.0), i.anomaly))
-        .collect();
-    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (mut rank_sum, mut pos) = (0.0, 0.0);
-    let mut i = 0;
-    while i < scored.len() {
-        let mut j = i;
-        while j < scored.len() && scored[j].0 == scored[i].0 {
-            j += 1;
-        }
-        // Tied scores share the mean of their ranks (1-based).
-        let mean_rank = (i + j + 1) as f64 / 2.0;
-        for s in &scored[i..j] {
-            if s.1 {
-                rank_sum += mean_rank;
-                pos += 1.0;
-            }
-        }
-        i = j;
-    }
-    let neg = scored.len() as f64 - pos;
-    if pos == 0.0 || neg == 0.0 {
+    let score = |i: &Item| f64::from(i.features.first().copied().unwrap_or(0.0));
+    let (pos, neg): (Vec<&Item>, Vec<&Item>) = items.iter().partition(|i| i.anomaly);
+    if pos.is_empty() || neg.is_empty() {
         return 0.5;
     }
-    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+    let pos: Vec<f64> = pos.into_iter().map(score).collect();
+    let neg: Vec<f64> = neg.into_iter().map(score).collect();
+    crate::eval::cloudtrail::roc_auc(&pos, &neg)
 }
 
 /// F1 of "probability ≥ ½" against the line labels, over the lines not in `labelled`.
 fn f1(learner: &Learner, items: &[Item], labelled: &HashSet<usize>) -> f64 {
-    let (mut tp, mut fp, mut fnn) = (0u32, 0u32, 0u32);
+    let mut verdicts = crate::learn::Confusion::default();
     for (i, it) in items.iter().enumerate() {
-        if labelled.contains(&i) {
-            continue;
-        }
-        let flagged = learner.probability(&it.template, &it.features) >= 0.5;
-        match (flagged, it.anomaly) {
-            (true, true) => tp += 1,
-            (true, false) => fp += 1,
-            (false, true) => fnn += 1,
-            (false, false) => {}
+        if !labelled.contains(&i) {
+            verdicts.add(learner.flags(&it.template, &it.features), it.anomaly);
         }
     }
-    let denom = 2 * tp + fp + fnn;
-    if denom == 0 {
-        1.0
-    } else {
-        f64::from(2 * tp) / f64::from(denom)
-    }
+    // Nothing to find and nothing flagged is a perfect score.
+    verdicts.f1().unwrap_or(1.0)
 }
 
 fn teach(learner: &mut Learner, it: &Item) {

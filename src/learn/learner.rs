@@ -159,6 +159,11 @@ impl Learner {
         (f64::from(a) + TEMPLATE_PRIOR * model) / (f64::from(a + n) + TEMPLATE_PRIOR)
     }
 
+    /// Whether a line is an anomaly at the working threshold.
+    pub fn flags(&self, template: &str, features: &[f32]) -> bool {
+        self.probability(template, features) >= 0.5
+    }
+
     /// The blended belief on the engine's scale: ≥ the threshold exactly when the probability
     /// is ≥ ½.
     pub fn score(&self, template: &str, features: &[f32]) -> f64 {

@@ -49,7 +49,7 @@ pub fn status(records: &[LabelRecord], model_version: Option<i64>, threshold: f6
     for e in &examples {
         all.add(e.clone());
     }
-    let (mut tp, mut fp, mut fnn, mut folds) = (0u32, 0u32, 0u32, 0);
+    let (mut verdicts, mut folds) = (crate::learn::Confusion::default(), 0);
     if examples.len() >= MIN_LABELS {
         let chunk = examples.len().div_ceil(CHUNKS);
         for start in (chunk..examples.len()).step_by(chunk) {
@@ -59,22 +59,15 @@ pub fn status(records: &[LabelRecord], model_version: Option<i64>, threshold: f6
             }
             past.retrain();
             for e in &examples[start..(start + chunk).min(examples.len())] {
-                let flagged = past.probability(&e.template, &e.features) >= 0.5;
-                match (flagged, e.anomaly) {
-                    (true, true) => tp += 1,
-                    (true, false) => fp += 1,
-                    (false, true) => fnn += 1,
-                    (false, false) => {}
-                }
+                verdicts.add(past.flags(&e.template, &e.features), e.anomaly);
             }
             folds += 1;
         }
     }
-    let ratio = |a: u32, b: u32| (folds > 0 && a + b > 0).then(|| f64::from(a) / f64::from(a + b));
-    let precision = ratio(tp, fp);
-    let recall = ratio(tp, fnn);
-    let f1 = (folds > 0 && 2 * tp + fp + fnn > 0)
-        .then(|| f64::from(2 * tp) / f64::from(2 * tp + fp + fnn));
+    let checked = (folds > 0).then_some(verdicts);
+    let precision = checked.and_then(|c| c.precision());
+    let recall = checked.and_then(|c| c.recall());
+    let f1 = checked.and_then(|c| c.f1());
     LearnStatus {
         labels: records.len(),
         anomaly: count(LabelValue::Anomaly),

@@ -282,7 +282,7 @@ impl App {
             return None;
         };
         let example = item.example(value == LabelValue::Anomaly);
-        let target = LabelTarget::Line(format!("{}@{}", item.group, item.arrival_ms));
+        let target = LabelTarget::Line(item.target_id());
         let label = Label {
             created_ms: now_ms,
             session: self.session.clone(),
@@ -302,14 +302,7 @@ impl App {
         if value != LabelValue::Unsure {
             self.learning.teach(example);
         }
-        self.labels
-            .insert(target.clone(), LabelState::Saving(value));
-        self.status = format!(
-            "saving label '{}' for {}…",
-            value.as_str(),
-            self.describe(&target)
-        );
-        Some((target, label))
+        self.saving(target, label)
     }
 
     /// The selected incident's ranked suggestions and the ranking's context.
@@ -711,6 +704,12 @@ impl App {
                 LabelValue::Unsure => {}
             }
         }
+        self.saving(target, label)
+    }
+
+    /// Marks a label as on its way to the store and hands it to the caller to queue.
+    fn saving(&mut self, target: LabelTarget, label: Label) -> Option<(LabelTarget, Label)> {
+        let value = label.label;
         self.labels
             .insert(target.clone(), LabelState::Saving(value));
         self.status = format!(

@@ -30,6 +30,11 @@ pub struct QueueItem {
 }
 
 impl QueueItem {
+    /// How a label names the line: its source and arrival time.
+    pub fn target_id(&self) -> String {
+        format!("{}@{}", self.group, self.arrival_ms)
+    }
+
     pub fn example(&self, anomaly: bool) -> Example {
         Example {
             template: self.template.clone(),
@@ -165,20 +170,22 @@ impl Learning {
 /// The tail's lines, most informative first, one per template.
 fn build_queue(engine: &Engine, learner: &Learner) -> Vec<QueueItem> {
     let miner = engine.miner();
+    // Thousands of tail lines share a few dozen templates: render each template once.
+    let mut texts: crate::template::TemplateMap<String> = Default::default();
     let items: Vec<QueueItem> = engine
         .tail()
         .iter()
         .filter(|l| l.template != crate::template::TemplateId::MAX)
         .map(|l| {
             let id = miner.canonical(l.template);
-            let text = miner.template(id);
+            let text = texts.entry(id).or_insert_with(|| miner.template(id));
             let features = line_features(&LineFacts {
                 score: l.score,
                 level: l.level,
-                template: &text,
+                template: text,
                 template_lines: miner.count(id),
             });
-            let template = template_key(&l.group, &text);
+            let template = template_key(&l.group, text);
             let probability = learner.probability(&template, &features);
             QueueItem {
                 group: l.group.clone(),

@@ -937,10 +937,7 @@ fn draw_queue(f: &mut Frame, area: Rect, app: &App, t: &Theme) {
             String::new()
         };
         let group = item.group.rsplit('/').next().unwrap_or(&item.group);
-        let mark = label_mark(app.labels.get(&LabelTarget::Line(format!(
-            "{}@{}",
-            item.group, item.arrival_ms
-        ))));
+        let mark = label_mark(app.labels.get(&LabelTarget::Line(item.target_id())));
         let p_style = if item.probability >= 0.5 {
             t.fg(Color::Red).add_modifier(Modifier::BOLD)
         } else {
