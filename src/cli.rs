@@ -197,7 +197,8 @@ pub struct TailArgs {
     /// With --headless: print one JSON document on stdout
     #[arg(long)]
     pub json: bool,
-    /// With --headless: exit after this long without a new event, e.g. 5s
+    /// With --headless: exit after this long without a new event, e.g. 5s (default 5s). A group
+    /// retrying after failures is waited for, up to 2 min more
     #[arg(long, value_parser = parse_duration)]
     pub exit_when_idle: Option<std::time::Duration>,
     #[command(flatten)]
@@ -1118,6 +1119,10 @@ fn demo_to_cloudwatch(cfg: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How much longer than `--exit-when-idle` a headless tail waits for a group that worked and is
+/// now failing: the pollers back off up to 30 s, so this covers a few retries.
+const RECOVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// `stormwatch tail`: reads the groups (Live Tail or polling); console, or `--headless` until idle.
 fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
     if args.headless && args.groups.is_empty() && args.prefixes.is_empty() && !args.cloudtrail {
@@ -1287,10 +1292,21 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<SourceMsg>(64);
         // Headless runs have no incident hook: nothing is shown, so no history is fetched.
         let _ = spawn_readers(tx);
-        // Exit once no event has arrived for `idle`; notices about failures do not count as data.
+        // Exit once no event has arrived for `idle` and no group that worked is retrying after
+        // failures; notices about failures do not count as data.
+        let patience = idle + RECOVERY_PATIENCE;
         let mut last_data = tokio::time::Instant::now();
         loop {
-            let left = idle.saturating_sub(last_data.elapsed());
+            let mut left = idle.saturating_sub(last_data.elapsed());
+            if left.is_zero() {
+                let owed = crate::tail::snapshot(&counters)
+                    .iter()
+                    .any(|g| g.recovering(patience));
+                if !owed {
+                    break;
+                }
+                left = std::time::Duration::from_millis(250);
+            }
             match tokio::time::timeout(left, rx.recv()).await {
                 Ok(Some(SourceMsg::Batch(batch))) => {
                     last_data = tokio::time::Instant::now();
@@ -1298,8 +1314,8 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
                         engine.ingest(r);
                     }
                 }
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
+                Ok(Some(_)) | Err(_) => {}
+                Ok(None) => break,
             }
         }
     });

@@ -17,7 +17,7 @@
 use crate::record::{Interner, Record};
 use crate::safe_text::SafeText;
 use crate::source::SourceMsg;
-use crate::tail::{Feed, LOOKBACK_MS, filtered_record};
+use crate::tail::{Feed, GroupCounters, LOOKBACK_MS, filtered_record};
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatchlogs::types::{LiveTailSessionLogEvent, StartLiveTailResponseStream};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -210,6 +210,9 @@ pub async fn live_session(
         let mut stream = match started {
             Ok(out) => {
                 start_failures = 0;
+                for t in &tailed {
+                    feed.count(&t.group.name, GroupCounters::round_worked);
+                }
                 out.response_stream
             }
             Err(e) => {
@@ -304,10 +307,7 @@ pub async fn live_session(
         usage.close(session);
         if let Some(msg) = ended {
             for t in &tailed {
-                feed.count(&t.group.name, |c| {
-                    c.errors += 1;
-                    c.last_error = Some(msg.clone());
-                });
+                feed.count(&t.group.name, |c| c.call_failed(msg.clone()));
             }
             let _ = feed
                 .tx

@@ -47,6 +47,34 @@ pub struct GroupCounters {
     pub backfilled: u64,
     /// Live Tail updates that carried only a sample of the matching events.
     pub sampled_updates: u64,
+    /// Whether a round (or a Live Tail session) ever completed for this group.
+    #[serde(skip)]
+    pub worked: bool,
+    /// Since when every attempt has failed; cleared by the next complete round.
+    #[serde(skip)]
+    pub failing_since: Option<std::time::Instant>,
+}
+
+impl GroupCounters {
+    pub fn call_failed(&mut self, msg: String) {
+        self.errors += 1;
+        self.last_error = Some(msg);
+        self.failing_since
+            .get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// A complete round, not one page: a round cut short is repeated, so its events still owe.
+    pub fn round_worked(&mut self) {
+        self.worked = true;
+        self.failing_since = None;
+    }
+
+    /// A group that worked before and has been failing for less than `patience`: it is retrying
+    /// from where it stopped, so its events are still to come. One that never worked has nothing
+    /// to resume, and its error is what the operator needs to see.
+    pub fn recovering(&self, patience: Duration) -> bool {
+        self.worked && self.failing_since.is_some_and(|t| t.elapsed() < patience)
+    }
 }
 
 pub type Counters = Arc<Mutex<HashMap<String, GroupCounters>>>;
@@ -169,10 +197,7 @@ impl Feed {
             "{group}: {}",
             crate::aws::advice(&msg, &self.opts)
         )));
-        self.count(group, |c| {
-            c.errors += 1;
-            c.last_error = Some(msg.clone());
-        });
+        self.count(group, |c| c.call_failed(msg.clone()));
         msg
     }
 
@@ -280,6 +305,7 @@ pub async fn poll_group(feed: Feed, group: String, since_ms: i64) {
                     batch.push(rec);
                 }
                 feed.count(&group, |c| c.duplicates_dropped += dups);
+                feed.count(&group, GroupCounters::round_worked);
                 if !feed.deliver(&group, batch, false).await {
                     return;
                 }
@@ -301,6 +327,25 @@ pub async fn poll_group(feed: Feed, group: String, since_ms: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_group_that_worked_is_waited_for_while_it_fails() {
+        let patience = Duration::from_secs(60);
+        let mut g = GroupCounters::default();
+        g.call_failed("ServiceUnavailableException".into());
+        assert!(
+            !g.recovering(patience),
+            "never worked: its error is the answer"
+        );
+        g.round_worked();
+        assert!(!g.recovering(patience), "working");
+        g.call_failed("ThrottlingException".into());
+        assert!(g.recovering(patience));
+        assert!(!g.recovering(Duration::ZERO), "out of patience");
+        g.round_worked();
+        assert!(!g.recovering(patience));
+        assert_eq!(g.errors, 2);
+    }
 
     #[test]
     fn seen_ids_are_forgotten_after_the_lookback() {

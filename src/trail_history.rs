@@ -175,6 +175,7 @@ impl History {
                         return;
                     }
                     backoff = Duration::from_secs(1);
+                    self.count(GroupCounters::round_worked);
                     if polling {
                         newest = newest.map(|n| n.max(newest_ms));
                         next_poll = tokio::time::Instant::now() + POLL_EVERY;
@@ -245,10 +246,7 @@ impl History {
                             "CloudTrail history: {}",
                             crate::aws::advice(&msg, &self.opts)
                         )));
-                        self.count(|c| {
-                            c.errors += 1;
-                            c.last_error = Some(msg);
-                        });
+                        self.count(|c| c.call_failed(msg));
                         return Err(());
                     }
                 };

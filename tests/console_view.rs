@@ -214,6 +214,7 @@ fn sources_pane_shows_the_live_readers_counters() {
                 mode: "live",
                 backfilled,
                 sampled_updates: sampled,
+                ..Default::default()
             }
         };
     app.feeds = Some(stormwatch::tail::FeedStatus {
