@@ -4,6 +4,7 @@
 //! deadline. The fixed system prompt is evaluated once per load and its KV state reused, so a
 //! request only pays for its own evidence pack.
 
+use super::sampler::GreedyUnderGrammar;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -601,10 +602,8 @@ impl<'m> Runner<'m> {
             .map_err(|e| LocalError::Model(format!("grammar: {e}")))?;
         // Greedy: the same evidence gives the same answer, which a cache per incident state
         // relies on.
-        // A mild repeat penalty: greedy decoding of a small model otherwise loops ("a disk that
-        // was used by a disk that was used by ...") until the length limit.
-        let penalties = LlamaSampler::penalties(self.model.n_vocab(), 64, 1.1, 0.0, 0.0);
-        let mut sampler = LlamaSampler::chain_simple([grammar, penalties, LlamaSampler::greedy()]);
+        let mut sampler = GreedyUnderGrammar::new(grammar);
+        let grammar_err = |e: String| LocalError::Model(format!("grammar: {e}"));
         let mut bytes: Vec<u8> = Vec::new();
         let mut sent = 0;
         let mut pos = tokens.len();
@@ -626,11 +625,13 @@ impl<'m> Runner<'m> {
         };
         while generated < self.max_tokens {
             check(job)?;
-            // sample() also advances the grammar: accepting the token again would abort.
-            let token = sampler.sample(&self.ctx, idx);
+            let token = sampler
+                .pick(self.ctx.get_logits_ith(idx))
+                .ok_or_else(|| grammar_err("no token is allowed here".into()))?;
             if vocab.is_eog(token) {
                 break;
             }
+            sampler.accept(token).map_err(grammar_err)?;
             generated += 1;
             if generated == 1 {
                 first_token_ms = ms(started);
@@ -662,9 +663,7 @@ impl<'m> Runner<'m> {
                 chosen[i] = true;
                 let best = self.most_likely(&options, pos, 0)?;
                 for t in &best {
-                    sampler
-                        .try_accept(*t)
-                        .map_err(|e| LocalError::Model(format!("grammar: {e}")))?;
+                    sampler.accept(*t).map_err(grammar_err)?;
                     emit(&mut bytes, &vocab.token_to_piece(*t, false, None));
                 }
                 idx = self.decode(&best, pos, Some(job))?;

