@@ -71,6 +71,9 @@ fn the_default_model_answers_inside_its_packs_on_fifty_incidents() {
     assert!(f("n") >= 50.0, "{doc}");
     assert_eq!(f("schema_valid_rate"), 1.0, "{doc}");
     assert_eq!(f("unflagged_hallucination_rate"), 0.0, "{doc}");
+    // The entity is the model's own choice among the pack's candidates: it must beat always
+    // taking the first one (a choice that ignored the facts would not).
+    assert!(f("entity_accuracy") > f("first_entity_accuracy"), "{doc}");
     assert_eq!(doc["model_run"]["failed"], 0, "{doc}");
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&emit)
         .unwrap()

@@ -138,14 +138,36 @@ pub struct RawSpeed {
     pub gen_tok_s: f64,
 }
 
-/// A string field whose value is one of `options`: the runner picks the option the model finds
-/// most likely as a whole, instead of letting greedy decoding commit to the likeliest first token
-/// (a small model then picks whichever option starts most plausibly — in practice, the first).
+/// A string field whose value is one of `options`, chosen by the model as a question of its own
+/// rather than left to greedy decoding inside the answer.
+///
+/// Greedy decoding commits to the likeliest first token (a small model then picks whichever
+/// option starts most plausibly), and in the middle of the answer the model's own sentences
+/// sway it: SmolLM2 named an attacker's address in its root cause and then copied it as the
+/// entity. So when the answer reaches `key`, the model is asked separately: every option
+/// completes `cue` ("The incident is about") right after the user turn, once with the facts
+/// (`user` as sent) and once with `without_facts` (the same turn listing only the candidates).
+/// An option scores its log-probability with the facts plus what the facts added to it:
+/// `with + (with - without)`. Likelihood alone favours strings a small model likes whatever the
+/// evidence (addresses over access keys); the difference alone overcorrects towards whatever
+/// the candidate list made unlikely. See [`EVIDENCE_WEIGHT`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
     pub key: String,
     pub options: Vec<String>,
+    pub cue: String,
+    pub without_facts: String,
 }
+
+/// Weight of what the facts add to an option's log-probability, on top of the log-probability
+/// itself. Measured with `eval analyst` (SmolLM2-135M, cue "The incident is about"): entity
+/// accuracy on seeds 1-10 was 0.725 at 0, 0.85 at 1 and 0.775 with the difference alone; the
+/// unweighted sum (1) was kept: 0.90 on seeds 1-20, 0.91 on seeds 21-40, which chose nothing.
+const EVIDENCE_WEIGHT: f64 = 1.0;
+
+/// KV sequences beside the answer's own (0): the choice's question with the facts and without.
+const SEQ_WITH_FACTS: i32 = 1;
+const SEQ_WITHOUT_FACTS: i32 = 2;
 
 struct Job {
     user: String,
@@ -446,7 +468,10 @@ impl<'m> Runner<'m> {
             .with_n_batch(n_ctx)
             .with_n_ubatch(n_ctx.min(512))
             .with_n_threads(threads)
-            .with_n_threads_batch(threads);
+            .with_n_threads_batch(threads)
+            // A choice's two questions branch off the answer's prompt in the same cache.
+            .with_n_seq_max(3)
+            .with_kv_unified(true);
         let ctx = model
             .new_context(backend, params)
             .map_err(|e| load_err(e.to_string()))?;
@@ -562,18 +587,18 @@ impl<'m> Runner<'m> {
         })
     }
 
-    fn answer(&mut self, job: &Job) -> Result<(String, Stats), LocalError> {
-        let started = Instant::now();
-        check(job)?;
-        let msgs = [chat("system", SYSTEM_PROMPT)?, chat("user", &job.user)?];
+    /// The chat of the system prompt and `user`, ready for the answer, as tokens; and how many
+    /// leading tokens are the system prompt's, whose KV state is reused. Templates that render
+    /// the system turn as a prefix of the whole chat (ChatML, Llama 3, Phi) reuse it; any other
+    /// is evaluated in full every time.
+    fn prompt_tokens(&mut self, user: &str) -> Result<(Vec<LlamaToken>, usize), LocalError> {
+        let msgs = [chat("system", SYSTEM_PROMPT)?, chat("user", user)?];
         let full = self
             .model
             .apply_chat_template(&self.template, &msgs, true)
             .map_err(|e| LocalError::Model(format!("chat template: {e}")))?;
         let vocab = self.model.vocab();
-        // Templates that render the system turn as a prefix of the whole chat (ChatML, Llama 3,
-        // Phi) reuse its KV state; any other is evaluated in full every time.
-        let (tokens, reused) = match full.strip_prefix(&self.prefix) {
+        Ok(match full.strip_prefix(&self.prefix) {
             Some(rest) => {
                 self.ensure_system()?;
                 let mut t = self.system.clone();
@@ -581,7 +606,14 @@ impl<'m> Runner<'m> {
                 (t, self.system.len())
             }
             None => (vocab.tokenize(full.as_bytes(), true, true), 0),
-        };
+        })
+    }
+
+    fn answer(&mut self, job: &Job) -> Result<(String, Stats), LocalError> {
+        let started = Instant::now();
+        check(job)?;
+        let vocab = self.model.vocab();
+        let (tokens, reused) = self.prompt_tokens(&job.user)?;
         if tokens.len() + self.max_tokens > self.n_ctx as usize {
             return Err(LocalError::TooLong {
                 tokens: tokens.len(),
@@ -659,9 +691,13 @@ impl<'m> Runner<'m> {
                 .enumerate()
                 .find_map(|(i, c)| Some((i, c, continuations(&text, c)?)))
                 .filter(|(i, ..)| !chosen[*i]);
-            if let Some((i, _, options)) = pending {
+            if let Some((i, c, options)) = pending {
                 chosen[i] = true;
-                let best = self.most_likely(&options, pos, 0)?;
+                let pick = self.choose(job, c, &tokens)?;
+                let best = options
+                    .get(pick)
+                    .map(|o| vocab.tokenize(o.as_bytes(), false, false))
+                    .ok_or_else(|| LocalError::Model("no option to choose from".into()))?;
                 for t in &best {
                     sampler.accept(*t).map_err(grammar_err)?;
                     emit(&mut bytes, &vocab.token_to_piece(*t, false, None));
@@ -717,63 +753,164 @@ fn log_prob(logits: &[f32], token: LlamaToken) -> f64 {
 }
 
 impl Runner<'_> {
-    /// The tokens of the option the model finds most likely to come next at `pos` (the logits
-    /// for it at batch index `idx`), by the probability of the whole string. The KV cache is
-    /// left as it was.
-    fn most_likely(
+    /// Which of `c`'s options the model picks (see [`Choice`]), asked beside the answer whose
+    /// prompt is `prompt`: the answer's own KV state (sequence 0) is left as it was.
+    fn choose(
         &mut self,
-        options: &[String],
-        pos: usize,
-        idx: i32,
-    ) -> Result<Vec<LlamaToken>, LocalError> {
+        job: &Job,
+        c: &Choice,
+        prompt: &[LlamaToken],
+    ) -> Result<usize, LocalError> {
         let vocab = self.model.vocab();
-        let here: Vec<f32> = self.ctx.get_logits_ith(idx).to_vec();
-        let mut best: Option<(f64, Vec<LlamaToken>)> = None;
-        for o in options {
-            let tokens = vocab.tokenize(o.as_bytes(), false, false);
-            if tokens.is_empty() {
-                continue;
+        let cue = vocab.tokenize(c.cue.as_bytes(), false, true);
+        let (bare, _) = self.prompt_tokens(&c.without_facts)?;
+        if cue.is_empty() || prompt.is_empty() || bare.is_empty() {
+            return Err(LocalError::Model("an empty choice question".into()));
+        }
+        let shared = prompt
+            .iter()
+            .zip(&bare)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(bare.len() - 1);
+        let kv = |e: llama_cpp_2::context::kv_cache::KvCacheConversionError| {
+            LocalError::Model(e.to_string())
+        };
+        for seq in [SEQ_WITH_FACTS, SEQ_WITHOUT_FACTS] {
+            self.ctx
+                .clear_kv_cache_seq(Some(seq.unsigned_abs()), None, None)
+                .map_err(kv)?;
+        }
+        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.ctx
+            .copy_kv_cache_seq(0, SEQ_WITH_FACTS, Some(0), Some(at(prompt.len())))
+            .map_err(kv)?;
+        self.ctx
+            .copy_kv_cache_seq(0, SEQ_WITHOUT_FACTS, Some(0), Some(at(shared)))
+            .map_err(kv)?;
+        // Both questions in one batch: the cue after the whole prompt, and the rest of the
+        // bare prompt plus the cue after what it shares with the whole one.
+        let with_q: Vec<(LlamaToken, usize)> = cue
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (*t, prompt.len() + i))
+            .collect();
+        let without_q: Vec<(LlamaToken, usize)> = bare[shared..]
+            .iter()
+            .chain(&cue)
+            .enumerate()
+            .map(|(i, t)| (*t, shared + i))
+            .collect();
+        check(job)?;
+        let heads = self.branch(&[
+            Branch {
+                seq: SEQ_WITH_FACTS,
+                tokens: &with_q,
+                next: &[],
+            },
+            Branch {
+                seq: SEQ_WITHOUT_FACTS,
+                tokens: &without_q,
+                next: &[],
+            },
+        ])?;
+        let (with_from, without_from) = (prompt.len() + cue.len(), bare.len() + cue.len());
+        let mut best: Option<(f64, usize)> = None;
+        for (k, o) in c.options.iter().enumerate() {
+            check(job)?;
+            let t = vocab.tokenize(format!(" {o}").as_bytes(), false, false);
+            let Some(&first) = t.first() else { continue };
+            let mut with = log_prob(&heads[0].1, first);
+            let mut without = log_prob(&heads[1].1, first);
+            if t.len() > 1 {
+                let rest = &t[..t.len() - 1];
+                let at_from = |from: usize| -> Vec<(LlamaToken, usize)> {
+                    rest.iter()
+                        .enumerate()
+                        .map(|(i, x)| (*x, from + i))
+                        .collect()
+                };
+                let (w, wo) = (at_from(with_from), at_from(without_from));
+                let out = self.branch(&[
+                    Branch {
+                        seq: SEQ_WITH_FACTS,
+                        tokens: &w,
+                        next: &t[1..],
+                    },
+                    Branch {
+                        seq: SEQ_WITHOUT_FACTS,
+                        tokens: &wo,
+                        next: &t[1..],
+                    },
+                ])?;
+                with += out[0].0.iter().sum::<f64>();
+                without += out[1].0.iter().sum::<f64>();
+                for (seq, from) in [
+                    (SEQ_WITH_FACTS, with_from),
+                    (SEQ_WITHOUT_FACTS, without_from),
+                ] {
+                    self.ctx
+                        .clear_kv_cache_seq(Some(seq.unsigned_abs()), Some(at(from)), None)
+                        .map_err(kv)?;
+                }
             }
-            let lp = self.continuation(pos, &here, &tokens)?;
-            if best.as_ref().is_none_or(|(b, _)| lp > *b) {
-                best = Some((lp, tokens));
+            let score = with + EVIDENCE_WEIGHT * (with - without);
+            tracing::debug!(option = %o, with, without, score, "analyst choice");
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, k));
             }
         }
-        best.map(|(_, t)| t)
+        for seq in [SEQ_WITH_FACTS, SEQ_WITHOUT_FACTS] {
+            self.ctx
+                .clear_kv_cache_seq(Some(seq.unsigned_abs()), None, None)
+                .map_err(kv)?;
+        }
+        best.map(|(_, k)| k)
             .ok_or_else(|| LocalError::Model("no option to choose from".into()))
     }
 
-    /// log p(`tokens`) from `pos`, where `first` are the logits for `pos`; the cache from `pos`
-    /// on is dropped again.
-    fn continuation(
-        &mut self,
-        pos: usize,
-        first: &[f32],
-        tokens: &[LlamaToken],
-    ) -> Result<f64, LocalError> {
-        let Some(&head) = tokens.first() else {
-            return Ok(0.0);
-        };
-        let mut lp = log_prob(first, head);
-        if tokens.len() > 1 {
-            let mut batch = LlamaBatch::new(tokens.len(), 1);
-            for (i, t) in tokens[..tokens.len() - 1].iter().enumerate() {
+    /// Decodes each branch's tokens (at their positions, on their sequence) in one batch, and
+    /// returns per branch the log-probability of each of its `next` tokens after the token at
+    /// the same index, and the logits after its last token.
+    fn branch(&mut self, branches: &[Branch<'_>]) -> Result<Vec<(Vec<f64>, Vec<f32>)>, LocalError> {
+        let n: usize = branches.iter().map(|b| b.tokens.len()).sum();
+        let mut batch = LlamaBatch::new(n.max(1), 1);
+        for b in branches {
+            for (t, p) in b.tokens {
                 batch
-                    .add(*t, pos_i32(pos + i)?, &[0], true)
+                    .add(*t, pos_i32(*p)?, &[b.seq], true)
                     .map_err(|e| LocalError::Model(e.to_string()))?;
             }
-            self.ctx
-                .decode(&mut batch)
-                .map_err(|e| LocalError::Model(e.to_string()))?;
-            for (i, next) in tokens[1..].iter().enumerate() {
-                lp += log_prob(self.ctx.get_logits_ith(pos_i32(i)?), *next);
-            }
-            self.ctx
-                .clear_kv_cache_seq(Some(0), Some(u32::try_from(pos).unwrap_or(u32::MAX)), None)
-                .map_err(|e| LocalError::Model(e.to_string()))?;
         }
-        Ok(lp)
+        self.ctx
+            .decode(&mut batch)
+            .map_err(|e| LocalError::Model(e.to_string()))?;
+        let mut out = Vec::with_capacity(branches.len());
+        let mut i = 0;
+        for b in branches {
+            let mut lps = Vec::with_capacity(b.next.len());
+            for k in 0..b.tokens.len() {
+                if let Some(next) = b.next.get(k) {
+                    lps.push(log_prob(self.ctx.get_logits_ith(pos_i32(i + k)?), *next));
+                }
+            }
+            i += b.tokens.len();
+            let last = match i.checked_sub(1) {
+                Some(l) if !b.tokens.is_empty() => self.ctx.get_logits_ith(pos_i32(l)?).to_vec(),
+                _ => Vec::new(),
+            };
+            out.push((lps, last));
+        }
+        Ok(out)
     }
+}
+
+/// Tokens decoded on one KV sequence, with their positions, and the tokens whose probability
+/// after each is wanted.
+struct Branch<'a> {
+    seq: i32,
+    tokens: &'a [(LlamaToken, usize)],
+    next: &'a [LlamaToken],
 }
 
 fn check(job: &Job) -> Result<(), LocalError> {
@@ -847,6 +984,8 @@ mod tests {
         let c = Choice {
             key: "entity".into(),
             options: vec!["i-0abc".into(), "10.0.0.1".into()],
+            cue: "The incident is about".into(),
+            without_facts: String::new(),
         };
         let cont = |text: &str| continuations(text, &c);
         assert_eq!(

@@ -194,14 +194,19 @@ impl Pack {
         s
     }
 
-    /// The incident part of the prompt; sample lines sit between `delimiter` markers as data.
-    pub fn prompt(&self, delimiter: &str) -> String {
-        let mut s = format!(
+    /// The prompt's first lines: the incident, its kind and the candidate entities, no facts.
+    pub fn header(&self) -> String {
+        format!(
             "incident #{} ({})\nentities: {}\n",
             self.incident,
             self.kind.label(),
             self.entities.join(", ")
-        );
+        )
+    }
+
+    /// The incident part of the prompt; sample lines sit between `delimiter` markers as data.
+    pub fn prompt(&self, delimiter: &str) -> String {
+        let mut s = self.header();
         for f in &self.facts {
             s.push_str(&format!("{}: {}\n", f.id, f.text));
         }
