@@ -820,8 +820,8 @@ impl Runner<'_> {
             check(job)?;
             let t = vocab.tokenize(format!(" {o}").as_bytes(), false, false);
             let Some(&first) = t.first() else { continue };
-            let mut with = log_prob(&heads[0].1, first);
-            let mut without = log_prob(&heads[1].1, first);
+            let mut with = log_prob(&heads[0].last, first);
+            let mut without = log_prob(&heads[1].last, first);
             if t.len() > 1 {
                 let rest = &t[..t.len() - 1];
                 let at_from = |from: usize| -> Vec<(LlamaToken, usize)> {
@@ -843,8 +843,8 @@ impl Runner<'_> {
                         next: &t[1..],
                     },
                 ])?;
-                with += out[0].0.iter().sum::<f64>();
-                without += out[1].0.iter().sum::<f64>();
+                with += out[0].next.iter().sum::<f64>();
+                without += out[1].next.iter().sum::<f64>();
                 for (seq, from) in [
                     (SEQ_WITH_FACTS, with_from),
                     (SEQ_WITHOUT_FACTS, without_from),
@@ -872,7 +872,7 @@ impl Runner<'_> {
     /// Decodes each branch's tokens (at their positions, on their sequence) in one batch, and
     /// returns per branch the log-probability of each of its `next` tokens after the token at
     /// the same index, and the logits after its last token.
-    fn branch(&mut self, branches: &[Branch<'_>]) -> Result<Vec<(Vec<f64>, Vec<f32>)>, LocalError> {
+    fn branch(&mut self, branches: &[Branch<'_>]) -> Result<Vec<Branched>, LocalError> {
         let n: usize = branches.iter().map(|b| b.tokens.len()).sum();
         let mut batch = LlamaBatch::new(n.max(1), 1);
         for b in branches {
@@ -899,10 +899,17 @@ impl Runner<'_> {
                 Some(l) if !b.tokens.is_empty() => self.ctx.get_logits_ith(pos_i32(l)?).to_vec(),
                 _ => Vec::new(),
             };
-            out.push((lps, last));
+            out.push(Branched { next: lps, last });
         }
         Ok(out)
     }
+}
+
+/// What decoding a [`Branch`] gave: the log-probability of each of its `next` tokens, and the
+/// logits after its last token.
+struct Branched {
+    next: Vec<f64>,
+    last: Vec<f32>,
 }
 
 /// Tokens decoded on one KV sequence, with their positions, and the tokens whose probability
