@@ -614,9 +614,21 @@ impl<'m> Runner<'m> {
         check(job)?;
         let vocab = self.model.vocab();
         let (tokens, reused) = self.prompt_tokens(&job.user)?;
-        if tokens.len() + self.max_tokens > self.n_ctx as usize {
+        // A choice's questions take cells beside the answer's: the part of the prompt without
+        // the facts that differs from the whole one (the rest shares its cells), and on each
+        // branch the cue and the longest option.
+        let mut branches = 0;
+        for c in &job.choices {
+            let count = |s: &str| vocab.tokenize(s.as_bytes(), false, true).len();
+            let (bare, _) = self.prompt_tokens(&c.without_facts)?;
+            let longest = c.options.iter().map(|o| count(&format!(" {o}"))).max();
+            let need = (bare.len() - shared_prefix(&tokens, &bare))
+                + 2 * (count(&c.cue) + longest.unwrap_or(0));
+            branches = branches.max(need);
+        }
+        if tokens.len() + branches + self.max_tokens > self.n_ctx as usize {
             return Err(LocalError::TooLong {
-                tokens: tokens.len(),
+                tokens: tokens.len() + branches,
                 context: self.n_ctx,
             });
         }
@@ -624,6 +636,7 @@ impl<'m> Runner<'m> {
         self.ctx
             .clear_kv_cache_seq(Some(0), Some(keep), None)
             .map_err(|e| LocalError::Model(e.to_string()))?;
+        self.drop_branches()?;
         if reused == 0 {
             self.cached = 0;
         }
@@ -740,6 +753,13 @@ fn continuations(text: &str, c: &Choice) -> Option<Vec<String>> {
     Some(c.options.iter().map(|o| format!("{prefix}{o}\"")).collect())
 }
 
+/// How many leading tokens of `bare` it shares with `prompt`, leaving at least its last one
+/// to decode (its logits are read).
+fn shared_prefix(prompt: &[LlamaToken], bare: &[LlamaToken]) -> usize {
+    let same = prompt.iter().zip(bare).take_while(|(a, b)| a == b).count();
+    same.min(bare.len().saturating_sub(1))
+}
+
 /// log p(token) under `logits`.
 fn log_prob(logits: &[f32], token: LlamaToken) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -767,20 +787,10 @@ impl Runner<'_> {
         if cue.is_empty() || prompt.is_empty() || bare.is_empty() {
             return Err(LocalError::Model("an empty choice question".into()));
         }
-        let shared = prompt
-            .iter()
-            .zip(&bare)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(bare.len() - 1);
+        let shared = shared_prefix(prompt, &bare);
         let kv = |e: llama_cpp_2::context::kv_cache::KvCacheConversionError| {
             LocalError::Model(e.to_string())
         };
-        for seq in [SEQ_WITH_FACTS, SEQ_WITHOUT_FACTS] {
-            self.ctx
-                .clear_kv_cache_seq(Some(seq.unsigned_abs()), None, None)
-                .map_err(kv)?;
-        }
         let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         self.ctx
             .copy_kv_cache_seq(0, SEQ_WITH_FACTS, Some(0), Some(at(prompt.len())))
@@ -860,13 +870,19 @@ impl Runner<'_> {
                 best = Some((score, k));
             }
         }
+        self.drop_branches()?;
+        best.map(|(_, k)| k)
+            .ok_or_else(|| LocalError::Model("no option to choose from".into()))
+    }
+
+    /// Frees the cells of a choice's questions (a cancelled one leaves them behind).
+    fn drop_branches(&mut self) -> Result<(), LocalError> {
         for seq in [SEQ_WITH_FACTS, SEQ_WITHOUT_FACTS] {
             self.ctx
                 .clear_kv_cache_seq(Some(seq.unsigned_abs()), None, None)
-                .map_err(kv)?;
+                .map_err(|e| LocalError::Model(e.to_string()))?;
         }
-        best.map(|(_, k)| k)
-            .ok_or_else(|| LocalError::Model("no option to choose from".into()))
+        Ok(())
     }
 
     /// Decodes each branch's tokens (at their positions, on their sequence) in one batch, and
@@ -876,9 +892,12 @@ impl Runner<'_> {
         let n: usize = branches.iter().map(|b| b.tokens.len()).sum();
         let mut batch = LlamaBatch::new(n.max(1), 1);
         for b in branches {
-            for (t, p) in b.tokens {
+            for (k, (t, p)) in b.tokens.iter().enumerate() {
+                // Logits only where they are read: each has the vocabulary's width, and the
+                // output layer is a large share of a small model's work per token.
+                let wanted = k < b.next.len() || k + 1 == b.tokens.len();
                 batch
-                    .add(*t, pos_i32(*p)?, &[b.seq], true)
+                    .add(*t, pos_i32(*p)?, &[b.seq], wanted)
                     .map_err(|e| LocalError::Model(e.to_string()))?;
             }
         }
@@ -1006,6 +1025,15 @@ mod tests {
         assert!(cont(r#"{"summary": "#).is_none());
         assert!(cont(r#"{"entity": "i-0"#).is_none());
         assert!(cont(r#"{"summary": "the \"entity\": "#).is_none());
+    }
+
+    #[test]
+    fn a_bare_prompt_always_keeps_a_token_to_decode() {
+        let t = |v: &[i32]| v.iter().map(|&i| LlamaToken::new(i)).collect::<Vec<_>>();
+        assert_eq!(shared_prefix(&t(&[1, 2, 3, 4]), &t(&[1, 2, 9])), 2);
+        // Wholly shared: its last token is still decoded, for the logits after it.
+        assert_eq!(shared_prefix(&t(&[1, 2, 3, 4]), &t(&[1, 2, 3])), 2);
+        assert_eq!(shared_prefix(&t(&[1]), &t(&[])), 0);
     }
 
     #[test]
