@@ -65,6 +65,8 @@ struct Series {
     minutes: u64,
     rate: f64,
     var: f64,
+    /// The expectations of a minute and of five at the rate last scored against.
+    expected: Option<(Expectation, Expectation)>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -173,8 +175,16 @@ impl Detector {
                 .take_while(|(m, _)| *m > obs.minute - 5)
                 .map(|(_, v)| v)
                 .sum();
-            let s1 = count_surprise(current, lambda);
-            let s5 = count_surprise(five, lambda * 5.0);
+            let (one, five_min) = match series.expected {
+                Some(e) if e.0.asked == lambda => e,
+                _ => {
+                    let e = (Expectation::new(lambda), Expectation::new(lambda * 5.0));
+                    series.expected = Some(e);
+                    e
+                }
+            };
+            let s1 = one.surprise(current);
+            let s5 = five_min.surprise(five);
             if s5 > s1 {
                 Score {
                     score: to_score(s5),
@@ -278,25 +288,53 @@ pub fn to_score(s: f64) -> f64 {
 /// `1 + φ²λ`, so a variance of `λ + (φλ)²` is treated like a Poisson one. Quiet series are
 /// judged as Poisson; busy ones allow their natural swings.
 pub(crate) fn count_surprise(k: f64, lambda: f64) -> f64 {
-    let inflation = 1.0 + OVERDISPERSION * OVERDISPERSION * lambda;
-    poisson_surprise(k / inflation, lambda / inflation)
+    Expectation::new(lambda).surprise(k)
 }
 
-/// −log10 P(X ≥ k) for X ~ Poisson(λ), using the leading term of the upper tail, which is tight
-/// when k is well above λ (the only case that matters here).
+/// A Poisson expectation with real traffic's extra variation folded in (counts and rate both
+/// scaled down), and the rate's logarithm, which every tail against it needs: a series keeps
+/// one while its rate holds, which saves that logarithm on nearly every observation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Expectation {
+    /// The rate asked for, before scaling: what the cache is keyed on.
+    asked: f64,
+    inflation: f64,
+    lambda: f64,
+    ln_lambda: f64,
+}
+
+impl Expectation {
+    pub(crate) fn new(lambda: f64) -> Self {
+        let inflation = 1.0 + OVERDISPERSION * OVERDISPERSION * lambda;
+        let scaled = lambda / inflation;
+        Expectation {
+            asked: lambda,
+            inflation,
+            lambda: scaled,
+            ln_lambda: scaled.ln(),
+        }
+    }
+
+    /// −log10 P(X ≥ k).
+    pub(crate) fn surprise(&self, k: f64) -> f64 {
+        poisson_tail(k / self.inflation, self.lambda, self.ln_lambda)
+    }
+}
+
 pub fn poisson_surprise(k: f64, lambda: f64) -> f64 {
+    poisson_tail(k, lambda, lambda.ln())
+}
+
+fn poisson_tail(k: f64, lambda: f64, ln_lambda: f64) -> f64 {
     if k <= lambda || lambda <= 0.0 {
         return 0.0;
     }
-    let ln_pmf = k * lambda.ln() - lambda - ln_factorial(k);
+    let ln_pmf = k * ln_lambda - lambda - ln_factorial(k);
     let ratio = lambda / (k + 1.0);
     let ln_tail = ln_pmf - (1.0 - ratio).ln();
     (-ln_tail / std::f64::consts::LN_10).max(0.0)
 }
 
-/// Factorials tabled: the count scorer asks for one on nearly every line and the changepoint
-/// detector for dozens a minute per template, and logarithms summed per call were a visible
-/// share of the engine's time.
 const TABLED_FACTORIALS: usize = 1024;
 
 /// ln(n!) for n < [`TABLED_FACTORIALS`], summed once.
@@ -319,17 +357,28 @@ pub(crate) fn is_whole(x: f64) -> bool {
     (0.0..9.0e15).contains(&x) && (x as u64) as f64 == x
 }
 
-/// ln(k!): exact from the table for whole k, Stirling above it.
 pub(crate) fn ln_factorial(k: f64) -> f64 {
     if k < 20.0 {
-        // Non-integer counts (scaled by the overdispersion) use the factorial of their floor.
         ln_factorials()[k.max(0.0) as usize]
     } else if k < TABLED_FACTORIALS as f64 && is_whole(k) {
         ln_factorials()[k as usize]
     } else {
-        // Stirling with the 1/(12k) correction: error below 1e-6 here.
-        k * k.ln() - k + 0.5 * (2.0 * std::f64::consts::PI * k).ln() + 1.0 / (12.0 * k)
+        stirling(k)
     }
+}
+
+/// ln(k!) of a whole `k`.
+pub(crate) fn ln_factorial_of(k: u64) -> f64 {
+    match usize::try_from(k) {
+        Ok(i) if i < TABLED_FACTORIALS => ln_factorials()[i],
+        _ => stirling(k as f64),
+    }
+}
+
+/// Stirling's series for ln(k!), k ≥ 20: (k + ½)·ln k − k + ½·ln 2π + 1/(12k), one logarithm.
+fn stirling(k: f64) -> f64 {
+    const HALF_LN_TWO_PI: f64 = 0.918_938_533_204_672_8;
+    (k + 0.5) * k.ln() - k + HALF_LN_TWO_PI + 1.0 / (12.0 * k)
 }
 
 #[cfg(test)]
@@ -344,6 +393,23 @@ mod tests {
             value,
             minute,
         }
+    }
+
+    #[test]
+    fn factorials_agree_inside_and_beyond_the_table() {
+        let mut exact = 0.0;
+        for k in 1..=5000u64 {
+            exact += (k as f64).ln();
+            if [1, 19, 20, 21, 1023, 1024, 1025, 5000].contains(&k) {
+                let err = (ln_factorial_of(k) - exact).abs() / exact.max(1.0);
+                assert!(err < 1e-12, "{k}: {} vs {exact}", ln_factorial_of(k));
+                assert!(
+                    (ln_factorial(k as f64) - ln_factorial_of(k)).abs() < 1e-9,
+                    "{k}"
+                );
+            }
+        }
+        assert_eq!(ln_factorial_of(0), 0.0);
     }
 
     #[test]

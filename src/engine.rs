@@ -118,12 +118,18 @@ impl SourceStats {
 
     fn count(&mut self, now_ms: i64) {
         let sec = now_ms.div_euclid(1000);
-        match self.per_second.back_mut() {
-            Some((s, n)) if *s == sec => *n += 1,
-            _ => self.per_second.push_back((sec, 1)),
-        }
         self.last_minute_events += 1;
-        self.expire(now_ms);
+        match self.per_second.back_mut() {
+            // Within the same second nothing can have expired.
+            Some((s, n)) if *s == sec => {
+                *n += 1;
+                self.rate = self.last_minute_events as f64 / 60.0;
+            }
+            _ => {
+                self.per_second.push_back((sec, 1));
+                self.expire(now_ms);
+            }
+        }
     }
 
     fn expire(&mut self, now_ms: i64) {

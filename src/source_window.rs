@@ -227,7 +227,7 @@ impl SourceWindow {
             let Some(t) = templates.get_mut(id) else {
                 return false;
             };
-            let n = f64::from(m.templates.get(id).copied().unwrap_or(0));
+            let n = m.templates.get(id).copied().unwrap_or(0);
             if t.updated < minute {
                 t.decay_to(minute, keep);
                 t.rate *= keep;

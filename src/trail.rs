@@ -198,7 +198,7 @@ impl Scorer {
     /// Returns the score and the strongest contributing signals (name, weighted
     /// strength), strongest first.
     pub fn score_explained(&mut self, event: &Value) -> (f64, Vec<(&'static str, f64)>) {
-        let f = Fields::from_event(event);
+        let mut f = Fields::from_event(event);
         let ts = f.time.unwrap_or(self.last_time);
         self.last_time = self.last_time.max(ts);
 
@@ -212,7 +212,11 @@ impl Scorer {
         let global_api_count = count(&self.global_api, &api_key);
         let global_ua_count = count(&self.global_ua, f.user_agent);
 
-        let st = self.principals.entry(f.principal.clone()).or_default();
+        // The key is this event's own string: no copy is made for a principal already known.
+        let st = self
+            .principals
+            .entry(std::mem::take(&mut f.principal))
+            .or_default();
         prune(&mut st.novel_api_times, ts, STORM_WINDOW_SECS);
         prune(&mut st.novel_shape_times, ts, STORM_WINDOW_SECS);
         prune(&mut st.auth_error_times, ts, AUTH_BURST_WINDOW_SECS);
@@ -546,8 +550,14 @@ fn count(m: &HashMap<String, u64>, k: &str) -> u64 {
     m.get(k).copied().unwrap_or(0)
 }
 
+/// Counts one more `k`, allocating its key only the first time (nearly every call is a repeat).
 fn bump(m: &mut HashMap<String, u64>, k: &str) {
-    *m.entry(k.to_string()).or_insert(0) += 1;
+    match m.get_mut(k) {
+        Some(n) => *n += 1,
+        None => {
+            m.insert(k.to_string(), 1);
+        }
+    }
 }
 
 fn prune(q: &mut VecDeque<i64>, now: i64, window: i64) {

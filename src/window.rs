@@ -306,21 +306,26 @@ impl Extractor {
             }
             Fields::Trail(ev) => {
                 self.trail_events += 1;
-                let principal = ev
-                    .access_key
-                    .clone()
-                    .unwrap_or_else(|| ev.principal_arn.clone());
+                let principal: &str = ev.access_key.as_deref().unwrap_or(&ev.principal_arn);
+                // Keys and principals are copied only when first seen (nearly every call repeats).
                 if let Some(key) = &ev.access_key {
-                    self.keys_by_arn
-                        .entry(ev.principal_arn.clone())
-                        .or_default()
-                        .insert(key.clone());
+                    match self.keys_by_arn.get_mut(ev.principal_arn.as_str()) {
+                        Some(keys) => {
+                            if !keys.contains(key.as_str()) {
+                                keys.insert(key.clone());
+                            }
+                        }
+                        None => {
+                            let keys = HashSet::from_iter([key.clone()]);
+                            self.keys_by_arn.insert(ev.principal_arn.clone(), keys);
+                        }
+                    }
                 }
                 let links = [ev.principal_arn.as_str(), ev.source_ip.as_str()];
                 if ev.error_code.as_deref().is_some_and(|e| {
                     e.contains("AccessDenied") || e.contains("UnauthorizedOperation")
                 }) {
-                    out.push(Signal::AccessDenied, &principal, links, 1.0, minute);
+                    out.push(Signal::AccessDenied, principal, links, 1.0, minute);
                 }
                 // Counted without allocating for the regions already known (nearly all calls).
                 match self.region_calls.get_mut(ev.region.as_str()) {
@@ -342,30 +347,27 @@ impl Extractor {
                 if here > home_calls {
                     self.home = ev.region.clone();
                 }
-                if !self.regions_by_principal.contains_key(principal.as_str()) {
+                if !self.regions_by_principal.contains_key(principal) {
                     self.regions_by_principal
-                        .insert(principal.clone(), HashSet::default());
+                        .insert(principal.to_string(), HashSet::default());
                 }
-                let known = self
-                    .regions_by_principal
-                    .get_mut(principal.as_str())
-                    .map(|k| &*k);
+                let known = self.regions_by_principal.get_mut(principal).map(|k| &*k);
                 let new_region = !ev.region.is_empty()
                     && ev.region != self.home
                     && known.is_some_and(|k| !k.contains(&ev.region))
                     && self.trail_events > REGION_WARMUP_EVENTS;
                 let unusual = self.trail_scorer.score(&ev.raw);
                 if unusual >= UNUSUAL_CALL_SCORE {
-                    out.push(Signal::UnusualApiCall, &principal, links, 1.0, minute);
+                    out.push(Signal::UnusualApiCall, principal, links, 1.0, minute);
                 }
                 if new_region {
-                    out.push(Signal::NewRegion, &principal, links, 1.0, minute);
-                } else if let Some(k) = self.regions_by_principal.get_mut(principal.as_str())
+                    out.push(Signal::NewRegion, principal, links, 1.0, minute);
+                } else if let Some(k) = self.regions_by_principal.get_mut(principal)
                     && !k.contains(&ev.region)
                 {
                     k.insert(ev.region.clone());
                 }
-                out.push(Signal::ApiCalls, &principal, links, 1.0, minute);
+                out.push(Signal::ApiCalls, principal, links, 1.0, minute);
             }
             _ => {
                 if p.level == Level::Error {
