@@ -321,10 +321,13 @@ impl Expectation {
     }
 }
 
+/// −log10 P(X ≥ k) for X ~ Poisson(λ).
 pub fn poisson_surprise(k: f64, lambda: f64) -> f64 {
     poisson_tail(k, lambda, lambda.ln())
 }
 
+/// −log10 P(X ≥ k) for X ~ Poisson(λ) given ln λ, using the leading term of the upper tail, which
+/// is tight when k is well above λ (the only case that matters here).
 fn poisson_tail(k: f64, lambda: f64, ln_lambda: f64) -> f64 {
     if k <= lambda || lambda <= 0.0 {
         return 0.0;
@@ -335,6 +338,9 @@ fn poisson_tail(k: f64, lambda: f64, ln_lambda: f64) -> f64 {
     (-ln_tail / std::f64::consts::LN_10).max(0.0)
 }
 
+/// Factorials tabled: the count scorer asks for one on nearly every line and the changepoint
+/// detector for dozens a minute per template, and logarithms summed per call were a visible
+/// share of the engine's time.
 const TABLED_FACTORIALS: usize = 1024;
 
 /// ln(n!) for n < [`TABLED_FACTORIALS`], summed once.
