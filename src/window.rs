@@ -310,10 +310,9 @@ impl Extractor {
                 // Keys and principals are copied only when first seen (nearly every call repeats).
                 if let Some(key) = &ev.access_key {
                     match self.keys_by_arn.get_mut(ev.principal_arn.as_str()) {
+                        Some(keys) if keys.contains(key.as_str()) => {}
                         Some(keys) => {
-                            if !keys.contains(key.as_str()) {
-                                keys.insert(key.clone());
-                            }
+                            keys.insert(key.clone());
                         }
                         None => {
                             let keys = HashSet::from_iter([key.clone()]);

@@ -614,18 +614,16 @@ impl<'m> Runner<'m> {
         check(job)?;
         let vocab = self.model.vocab();
         let (tokens, reused) = self.prompt_tokens(&job.user)?;
-        // A choice's questions take cells beside the answer's: the part of the prompt without
-        // the facts that differs from the whole one (the rest shares its cells), and on each
-        // branch the cue and the longest option.
-        let mut branches = 0;
-        for c in &job.choices {
-            let count = |s: &str| vocab.tokenize(s.as_bytes(), false, true).len();
-            let (bare, _) = self.prompt_tokens(&c.without_facts)?;
-            let longest = c.options.iter().map(|o| count(&format!(" {o}"))).max();
-            let need = (bare.len() - shared_prefix(&tokens, &bare))
-                + 2 * (count(&c.cue) + longest.unwrap_or(0));
-            branches = branches.max(need);
-        }
+        let questions = job
+            .choices
+            .iter()
+            .map(|c| self.question(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let branches = questions
+            .iter()
+            .map(|q| q.cells(&tokens))
+            .max()
+            .unwrap_or(0);
         if tokens.len() + branches + self.max_tokens > self.n_ctx as usize {
             return Err(LocalError::TooLong {
                 tokens: tokens.len() + branches,
@@ -704,9 +702,9 @@ impl<'m> Runner<'m> {
                 .enumerate()
                 .find_map(|(i, c)| Some((i, c, continuations(&text, c)?)))
                 .filter(|(i, ..)| !chosen[*i]);
-            if let Some((i, c, options)) = pending {
+            if let Some((i, _, options)) = pending {
                 chosen[i] = true;
-                let pick = self.choose(job, c, &tokens)?;
+                let pick = self.choose(job, &questions[i], &tokens)?;
                 let best = options
                     .get(pick)
                     .map(|o| vocab.tokenize(o.as_bytes(), false, false))
@@ -753,6 +751,25 @@ fn continuations(text: &str, c: &Choice) -> Option<Vec<String>> {
     Some(c.options.iter().map(|o| format!("{prefix}{o}\"")).collect())
 }
 
+/// A [`Choice`]'s question as tokens, made before the answer so its length is checked up front.
+struct Question {
+    /// The chat with `without_facts` as the user turn.
+    bare: Vec<LlamaToken>,
+    cue: Vec<LlamaToken>,
+    /// Each option as it follows the cue (after a space).
+    options: Vec<Vec<LlamaToken>>,
+}
+
+impl Question {
+    /// KV cells the question takes beside the answer to `prompt`: the part of the bare chat that
+    /// differs from the whole one (the rest shares its cells), and on each of the two branches
+    /// the cue and the longest option.
+    fn cells(&self, prompt: &[LlamaToken]) -> usize {
+        let longest = self.options.iter().map(Vec::len).max().unwrap_or(0);
+        (self.bare.len() - shared_prefix(prompt, &self.bare)) + 2 * (self.cue.len() + longest)
+    }
+}
+
 /// How many leading tokens of `bare` it shares with `prompt`, leaving at least its last one
 /// to decode (its logits are read).
 fn shared_prefix(prompt: &[LlamaToken], bare: &[LlamaToken]) -> usize {
@@ -773,21 +790,33 @@ fn log_prob(logits: &[f32], token: LlamaToken) -> f64 {
 }
 
 impl Runner<'_> {
-    /// Which of `c`'s options the model picks (see [`Choice`]), asked beside the answer whose
+    fn question(&mut self, c: &Choice) -> Result<Question, LocalError> {
+        let vocab = self.model.vocab();
+        let (bare, _) = self.prompt_tokens(&c.without_facts)?;
+        Ok(Question {
+            bare,
+            cue: vocab.tokenize(c.cue.as_bytes(), false, true),
+            options: c
+                .options
+                .iter()
+                .map(|o| vocab.tokenize(format!(" {o}").as_bytes(), false, false))
+                .collect(),
+        })
+    }
+
+    /// Which of `q`'s options the model picks (see [`Choice`]), asked beside the answer whose
     /// prompt is `prompt`: the answer's own KV state (sequence 0) is left as it was.
     fn choose(
         &mut self,
         job: &Job,
-        c: &Choice,
+        q: &Question,
         prompt: &[LlamaToken],
     ) -> Result<usize, LocalError> {
-        let vocab = self.model.vocab();
-        let cue = vocab.tokenize(c.cue.as_bytes(), false, true);
-        let (bare, _) = self.prompt_tokens(&c.without_facts)?;
+        let Question { bare, cue, options } = q;
         if cue.is_empty() || prompt.is_empty() || bare.is_empty() {
             return Err(LocalError::Model("an empty choice question".into()));
         }
-        let shared = shared_prefix(prompt, &bare);
+        let shared = shared_prefix(prompt, bare);
         let kv = |e: llama_cpp_2::context::kv_cache::KvCacheConversionError| {
             LocalError::Model(e.to_string())
         };
@@ -807,7 +836,7 @@ impl Runner<'_> {
             .collect();
         let without_q: Vec<(LlamaToken, usize)> = bare[shared..]
             .iter()
-            .chain(&cue)
+            .chain(cue)
             .enumerate()
             .map(|(i, t)| (*t, shared + i))
             .collect();
@@ -826,9 +855,8 @@ impl Runner<'_> {
         ])?;
         let (with_from, without_from) = (prompt.len() + cue.len(), bare.len() + cue.len());
         let mut best: Option<(f64, usize)> = None;
-        for (k, o) in c.options.iter().enumerate() {
+        for (k, t) in options.iter().enumerate() {
             check(job)?;
-            let t = vocab.tokenize(format!(" {o}").as_bytes(), false, false);
             let Some(&first) = t.first() else { continue };
             let mut with = log_prob(&heads[0].last, first);
             let mut without = log_prob(&heads[1].last, first);
@@ -865,7 +893,7 @@ impl Runner<'_> {
                 }
             }
             let score = with + EVIDENCE_WEIGHT * (with - without);
-            tracing::debug!(option = %o, with, without, score, "analyst choice");
+            tracing::debug!(option = k, with, without, score, "analyst choice");
             if best.is_none_or(|(b, _)| score > b) {
                 best = Some((score, k));
             }
