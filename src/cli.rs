@@ -1119,8 +1119,8 @@ fn demo_to_cloudwatch(cfg: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How much longer than `--exit-when-idle` a headless tail waits for a group that worked and is
-/// now failing: the pollers back off up to 30 s, so this covers a few retries.
+/// How much longer than `--exit-when-idle` a headless tail waits for a group that is failing after
+/// the service answered it: the pollers back off up to 30 s, so this covers a few retries.
 const RECOVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `stormwatch tail`: reads the groups (Live Tail or polling); console, or `--headless` until idle.

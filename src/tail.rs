@@ -6,8 +6,8 @@
 //! whose `eventId` it has already delivered; ids are remembered for the look-back window only. All
 //! tasks share one rate limiter (FilterLogEvents allows about 5 calls per second per account and
 //! region). A failed call (after the SDK's own retries) is counted, shown, and retried from the
-//! same position after a backoff, so throttling and disconnects delay events but never lose or
-//! repeat them. Records go to the console over a bounded channel: a slow console slows the
+//! page that failed after a backoff, so throttling and disconnects delay events but never lose or
+//! repeat them, and a headless run waits for a group the service has answered while it retries. Records go to the console over a bounded channel: a slow console slows the
 //! pollers instead of growing a queue.
 
 use crate::record::{Interner, Record};
@@ -50,6 +50,11 @@ pub struct GroupCounters {
     /// Whether a round (or a Live Tail session) ever completed for this group.
     #[serde(skip)]
     pub worked: bool,
+    /// Whether the service ever answered a call for this group with a page, throttling or a
+    /// server error: its failures are then the service's, worth waiting out, not a wrong
+    /// endpoint, group or credential.
+    #[serde(skip)]
+    pub answered: bool,
     /// Since when every attempt has failed; cleared by the next complete round.
     #[serde(skip)]
     pub failing_since: Option<std::time::Instant>,
@@ -69,11 +74,12 @@ impl GroupCounters {
         self.failing_since = None;
     }
 
-    /// A group that worked before and has been failing for less than `patience`: it is retrying
-    /// from where it stopped, so its events are still to come. One that never worked has nothing
-    /// to resume, and its error is what the operator needs to see.
+    /// A group that worked or was answered before and has been failing for less than `patience`:
+    /// it is retrying from where it stopped, so its events are still to come. One the service
+    /// never answered (no route, no credentials) has nothing to resume, and its error is what
+    /// the operator needs to see.
     pub fn recovering(&self, patience: Duration) -> bool {
-        self.worked && self.failing_since.is_some_and(|t| t.elapsed() < patience)
+        (self.worked || self.answered) && self.failing_since.is_some_and(|t| t.elapsed() < patience)
     }
 }
 
@@ -191,52 +197,31 @@ impl Feed {
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
         let msg = crate::aws::error_text(e);
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        let busy = status.is_some_and(|s| s == 429 || s >= 500)
+            || e.code().is_some_and(|c| c.contains("Throttl"));
         tracing::warn!(%group, "{call} failed: {msg}");
         // The console keeps what it has and says what to do; a full channel skips the notice.
         let _ = self.tx.try_send(SourceMsg::Notice(format!(
             "{group}: {}",
             crate::aws::advice(&msg, &self.opts)
         )));
-        self.count(group, |c| c.call_failed(msg.clone()));
+        self.count(group, |c| {
+            c.answered |= busy;
+            c.call_failed(msg.clone());
+        });
         msg
     }
 
-    /// Every event of `group` with `start <= timestamp` (and `< end` when given), all pages.
-    /// Pages are not in time order (they go stream by stream), so only a complete walk says
-    /// anything about a time range.
+    /// Every event of `group` with `start <= timestamp` (and `< end` when given), all pages, or
+    /// the first failure.
     pub async fn filter_range(
         &self,
         group: &str,
         start: i64,
         end: Option<i64>,
     ) -> Result<Vec<FilteredLogEvent>, String> {
-        let mut token: Option<String> = None;
-        let mut out = Vec::new();
-        loop {
-            self.limiter.acquire().await;
-            let resp = self
-                .client
-                .filter_log_events()
-                .log_group_name(group)
-                .start_time(start)
-                .set_end_time(end)
-                .limit(PAGE_LIMIT)
-                .set_next_token(token.clone())
-                .send()
-                .await;
-            self.count(group, |c| c.calls += 1);
-            let mut page = match resp {
-                Ok(p) => p,
-                Err(e) => return Err(self.failed(group, "FilterLogEvents", &e)),
-            };
-            out.extend(page.events.take().unwrap_or_default());
-            // Pages can be empty while a token remains; a repeated token means the end.
-            let next = page.next_token().map(str::to_string);
-            if next.is_none() || next == token {
-                return Ok(out);
-            }
-            token = next;
-        }
+        RangeWalk::new(start, end).finish(self, group).await
     }
 
     /// Sends records to the engine in time order (which keeps each stream's order) and counts
@@ -256,6 +241,64 @@ impl Feed {
             c.newest_ms = c.newest_ms.max(newest_ms);
         });
         self.tx.send(SourceMsg::Batch(batch)).await.is_ok()
+    }
+}
+
+/// A walk through every page of one FilterLogEvents query. Pages are not in time order (they go
+/// stream by stream), so only a complete walk says anything about a time range. A failed page
+/// keeps the walk where it was: retrying resumes from that page's token, so a large group whose
+/// pages keep meeting throttling still completes instead of starting over every time.
+#[derive(Debug)]
+pub struct RangeWalk {
+    start: i64,
+    end: Option<i64>,
+    token: Option<String>,
+    events: Vec<FilteredLogEvent>,
+}
+
+impl RangeWalk {
+    pub fn new(start: i64, end: Option<i64>) -> Self {
+        RangeWalk {
+            start,
+            end,
+            token: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Walks the remaining pages: every event of the query, or the first failure (after which
+    /// the walk can be finished later from the page that failed).
+    pub async fn finish(
+        &mut self,
+        feed: &Feed,
+        group: &str,
+    ) -> Result<Vec<FilteredLogEvent>, String> {
+        loop {
+            feed.limiter.acquire().await;
+            let resp = feed
+                .client
+                .filter_log_events()
+                .log_group_name(group)
+                .start_time(self.start)
+                .set_end_time(self.end)
+                .limit(PAGE_LIMIT)
+                .set_next_token(self.token.clone())
+                .send()
+                .await;
+            feed.count(group, |c| c.calls += 1);
+            let mut page = match resp {
+                Ok(p) => p,
+                Err(e) => return Err(feed.failed(group, "FilterLogEvents", &e)),
+            };
+            feed.count(group, |c| c.answered = true);
+            self.events.extend(page.events.take().unwrap_or_default());
+            // Pages can be empty while a token remains; a repeated token means the end.
+            let next = page.next_token().map(str::to_string);
+            if next.is_none() || next == self.token {
+                return Ok(std::mem::take(&mut self.events));
+            }
+            self.token = next;
+        }
     }
 }
 
@@ -283,12 +326,15 @@ pub async fn poll_group(feed: Feed, group: String, since_ms: i64) {
     let mut newest = since_ms;
     let mut backoff = Duration::from_secs(1);
     feed.count(&group, |c| c.mode = "poll");
+    // The restart point moves only after a complete round; a round cut short by a failure
+    // resumes from the page that failed.
+    let mut walk: Option<RangeWalk> = None;
     loop {
-        let start = (newest - LOOKBACK_MS).max(since_ms);
-        // The restart point moves only after a complete round, so a round cut short by a failure
-        // is repeated from its own start.
-        let failed = match feed.filter_range(&group, start, None).await {
+        let round =
+            walk.get_or_insert_with(|| RangeWalk::new((newest - LOOKBACK_MS).max(since_ms), None));
+        let failed = match round.finish(&feed, &group).await {
             Ok(events) => {
+                walk = None;
                 let mut dups = 0;
                 let mut batch = Vec::new();
                 for ev in &events {
@@ -345,6 +391,18 @@ mod tests {
         g.round_worked();
         assert!(!g.recovering(patience));
         assert_eq!(g.errors, 2);
+    }
+
+    #[test]
+    fn a_group_the_service_answered_is_waited_for_before_its_first_round() {
+        let patience = Duration::from_secs(60);
+        let mut g = GroupCounters {
+            answered: true,
+            ..GroupCounters::default()
+        };
+        g.call_failed("ThrottlingException".into());
+        assert!(g.recovering(patience), "pages or throttling came back");
+        assert!(!g.recovering(Duration::ZERO), "out of patience");
     }
 
     #[test]
