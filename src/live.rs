@@ -17,7 +17,7 @@
 use crate::record::{Interner, Record};
 use crate::safe_text::SafeText;
 use crate::source::SourceMsg;
-use crate::tail::{Feed, GroupCounters, LOOKBACK_MS, filtered_record};
+use crate::tail::{Feed, GroupCounters, LOOKBACK_MS, RangeWalk, filtered_record};
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatchlogs::types::{LiveTailSessionLogEvent, StartLiveTailResponseStream};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -159,6 +159,9 @@ struct Tailed {
     newest_ms: i64,
     /// Start of an event-time range still owed by a backfill (sampled, or a failed backfill).
     owed_from: Option<i64>,
+    /// The backfill walk a failure cut short, resumed from the page that failed while it still
+    /// covers what is owed.
+    walk: Option<RangeWalk>,
 }
 
 /// Why a session stopped for good.
@@ -190,6 +193,7 @@ pub async fn live_session(
                 delivered: Delivered::default(),
                 newest_ms: since_ms,
                 owed_from: None,
+                walk: None,
             }
         })
         .collect();
@@ -411,8 +415,16 @@ async fn backfill_range(
     names: &mut Interner,
     from: i64,
 ) -> Option<bool> {
-    let events = match feed.filter_range(&t.group.name, from, None).await {
-        Ok(e) => e,
+    // A walk from a later start would miss part of what is owed now.
+    if t.walk.as_ref().is_some_and(|w| w.start() != from) {
+        t.walk = None;
+    }
+    let walk = t.walk.get_or_insert_with(|| RangeWalk::new(from, None));
+    let events = match walk.finish(feed, &t.group.name).await {
+        Ok(e) => {
+            t.walk = None;
+            e
+        }
         Err(_) => return Some(false),
     };
     let mut batch = Vec::new();

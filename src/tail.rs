@@ -213,17 +213,6 @@ impl Feed {
         msg
     }
 
-    /// Every event of `group` with `start <= timestamp` (and `< end` when given), all pages, or
-    /// the first failure.
-    pub async fn filter_range(
-        &self,
-        group: &str,
-        start: i64,
-        end: Option<i64>,
-    ) -> Result<Vec<FilteredLogEvent>, String> {
-        RangeWalk::new(start, end).finish(self, group).await
-    }
-
     /// Sends records to the engine in time order (which keeps each stream's order) and counts
     /// them. False when the console is gone.
     pub async fn deliver(&self, group: &str, mut batch: Vec<Record>, backfilled: bool) -> bool {
@@ -244,7 +233,8 @@ impl Feed {
     }
 }
 
-/// A walk through every page of one FilterLogEvents query. Pages are not in time order (they go
+/// A walk through every page of one FilterLogEvents query: every event of a group with
+/// `start <= timestamp` (and `< end` when given). Pages are not in time order (they go
 /// stream by stream), so only a complete walk says anything about a time range. A failed page
 /// keeps the walk where it was: retrying resumes from that page's token, so a large group whose
 /// pages keep meeting throttling still completes instead of starting over every time.
@@ -264,6 +254,11 @@ impl RangeWalk {
             token: None,
             events: Vec::new(),
         }
+    }
+
+    /// The earliest event time the walk covers.
+    pub fn start(&self) -> i64 {
+        self.start
     }
 
     /// Walks the remaining pages: every event of the query, or the first failure (after which

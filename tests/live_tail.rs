@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use stormwatch::live::{LiveEnd, LiveGroup, LiveUsage, live_session};
 use stormwatch::source::SourceMsg;
-use stormwatch::tail::{Feed, RateLimiter, snapshot};
+use stormwatch::tail::{Feed, RangeWalk, RateLimiter, snapshot};
 
 const GROUP: &str = "/demo/app";
 const ARN: &str = "arn:aws:logs:us-east-1:123456789012:log-group:/demo/app";
@@ -34,13 +34,17 @@ impl Ev {
 }
 
 /// What the fake service knows: every event, how many are ingested so far, and what each
-/// StartLiveTail call pushes.
+/// StartLiveTail call pushes; which FilterLogEvents calls (counted from 1) fail, and the token
+/// each call asked for.
+#[derive(Default)]
 struct Service {
     events: Vec<Ev>,
     ingested: usize,
     sessions: Vec<(usize, Vec<Vec<u8>>)>,
     starts: usize,
     filter_calls: usize,
+    failing_filter_calls: Vec<usize>,
+    tokens_asked: Vec<Option<String>>,
 }
 
 fn frame(headers: &[(&str, &str)], payload: Value) -> Vec<u8> {
@@ -125,6 +129,18 @@ fn answer(svc: &Mutex<Service>, req: http::Request<SdkBody>) -> http::Response<S
     );
     assert_eq!(body["logGroupName"], GROUP);
     svc.filter_calls += 1;
+    let token = body["nextToken"].as_str().map(str::to_string);
+    svc.tokens_asked.push(token);
+    if svc.failing_filter_calls.contains(&svc.filter_calls) {
+        return http::Response::builder()
+            .status(503)
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(SdkBody::from(
+                json!({"__type": "ServiceUnavailableException", "message": "try again"})
+                    .to_string(),
+            ))
+            .unwrap();
+    }
     let start = body["startTime"].as_i64().unwrap_or(0);
     let from: usize = body["nextToken"]
         .as_str()
@@ -156,14 +172,25 @@ fn answer(svc: &Mutex<Service>, req: http::Request<SdkBody>) -> http::Response<S
 }
 
 fn client(svc: Arc<Mutex<Service>>) -> aws_sdk_cloudwatchlogs::Client {
+    client_with(svc, |b| b)
+}
+
+fn client_with(
+    svc: Arc<Mutex<Service>>,
+    adjust: impl FnOnce(
+        aws_sdk_cloudwatchlogs::config::Builder,
+    ) -> aws_sdk_cloudwatchlogs::config::Builder,
+) -> aws_sdk_cloudwatchlogs::Client {
     let http =
         aws_smithy_http_client::test_util::infallible_client_fn(move |req| answer(&svc, req));
-    let conf = aws_sdk_cloudwatchlogs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
-        .http_client(http)
-        .build();
+    let conf = adjust(
+        aws_sdk_cloudwatchlogs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .http_client(http),
+    )
+    .build();
     aws_sdk_cloudwatchlogs::Client::from_conf(conf)
 }
 
@@ -207,8 +234,7 @@ async fn live_tail_with_sampling_and_a_broken_stream_delivers_every_event_once()
         events: all.clone(),
         ingested: 300,
         sessions: vec![(300, s1), (1500, s2)],
-        starts: 0,
-        filter_calls: 0,
+        ..Service::default()
     }));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<SourceMsg>(8);
     let feed = Feed {
@@ -312,13 +338,7 @@ async fn live_tail_with_sampling_and_a_broken_stream_delivers_every_event_once()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_live_tail_hands_the_groups_to_polling() {
-    let svc = Arc::new(Mutex::new(Service {
-        events: Vec::new(),
-        ingested: 0,
-        sessions: Vec::new(),
-        starts: 0,
-        filter_calls: 0,
-    }));
+    let svc = Arc::new(Mutex::new(Service::default()));
     let (tx, _rx) = tokio::sync::mpsc::channel::<SourceMsg>(8);
     let feed = Feed {
         client: client(svc),
@@ -344,4 +364,52 @@ async fn refused_live_tail_hands_the_groups_to_polling() {
         other => panic!("{other:?}"),
     }
     assert_eq!(snapshot(&counters)[0].errors, 1);
+}
+
+/// A walk through a group's pages that fails part-way (after the SDK's retries, here none)
+/// resumes from the page that failed: the retry asks for that page's token, not the first page
+/// again, and every event comes back exactly once. Before, a large group under steady throttling
+/// could restart its walk forever.
+#[tokio::test]
+async fn a_failed_page_resumes_the_walk_from_its_own_token() {
+    let now = stormwatch::ui::now_ms();
+    let all = events(now);
+    let svc = Arc::new(Mutex::new(Service {
+        ingested: all.len(),
+        events: all,
+        failing_filter_calls: vec![4],
+        ..Service::default()
+    }));
+    let (tx, _rx) = tokio::sync::mpsc::channel::<SourceMsg>(8);
+    let feed = Feed {
+        client: client_with(svc.clone(), |b| {
+            b.retry_config(aws_sdk_cloudwatchlogs::config::retry::RetryConfig::disabled())
+        }),
+        limiter: RateLimiter::new(1000.0),
+        counters: Default::default(),
+        tx,
+        opts: Default::default(),
+    };
+    let mut walk = RangeWalk::new(0, None);
+    let failed = walk.finish(&feed, GROUP).await;
+    assert!(
+        failed
+            .as_ref()
+            .is_err_and(|e| e.contains("ServiceUnavailable")),
+        "{failed:?}"
+    );
+    let events = walk.finish(&feed, GROUP).await.unwrap();
+    let ids: std::collections::HashSet<&str> = events.iter().filter_map(|e| e.event_id()).collect();
+    assert_eq!((events.len(), ids.len()), (1500, 1500));
+    let asked = svc.lock().unwrap().tokens_asked.clone();
+    let page = |n: usize| (n > 0).then(|| (n * 100).to_string());
+    // Pages 0, 1, 2, then page 3 fails and is asked for again, then 4..14.
+    let expected: Vec<Option<String>> = [0, 1, 2, 3].into_iter().chain(3..15).map(page).collect();
+    assert_eq!(asked, expected);
+    let g = &snapshot(&feed.counters)[0];
+    assert_eq!((g.calls, g.errors), (16, 1));
+    assert!(
+        g.recovering(std::time::Duration::from_secs(60)),
+        "answered, then a 503: waited for"
+    );
 }
