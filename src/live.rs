@@ -419,7 +419,7 @@ async fn backfill_range(
     if t.walk.as_ref().is_some_and(|w| w.start() != from) {
         t.walk = None;
     }
-    let walk = t.walk.get_or_insert_with(|| RangeWalk::new(from, None));
+    let walk = t.walk.get_or_insert_with(|| RangeWalk::new(from));
     let events = match walk.finish(feed, &t.group.name).await {
         Ok(e) => {
             t.walk = None;

@@ -7,8 +7,9 @@
 //! tasks share one rate limiter (FilterLogEvents allows about 5 calls per second per account and
 //! region). A failed call (after the SDK's own retries) is counted, shown, and retried from the
 //! page that failed after a backoff, so throttling and disconnects delay events but never lose or
-//! repeat them, and a headless run waits for a group the service has answered while it retries. Records go to the console over a bounded channel: a slow console slows the
-//! pollers instead of growing a queue.
+//! repeat them; a headless run waits for a group the service has answered while it retries.
+//! Records go to the console over a bounded channel: a slow console slows the pollers instead of
+//! growing a queue.
 
 use crate::record::{Interner, Record};
 use crate::safe_text::SafeText;
@@ -234,23 +235,21 @@ impl Feed {
 }
 
 /// A walk through every page of one FilterLogEvents query: every event of a group with
-/// `start <= timestamp` (and `< end` when given). Pages are not in time order (they go
+/// `start <= timestamp`. Pages are not in time order (they go
 /// stream by stream), so only a complete walk says anything about a time range. A failed page
 /// keeps the walk where it was: retrying resumes from that page's token, so a large group whose
 /// pages keep meeting throttling still completes instead of starting over every time.
 #[derive(Debug)]
 pub struct RangeWalk {
     start: i64,
-    end: Option<i64>,
     token: Option<String>,
     events: Vec<FilteredLogEvent>,
 }
 
 impl RangeWalk {
-    pub fn new(start: i64, end: Option<i64>) -> Self {
+    pub fn new(start: i64) -> Self {
         RangeWalk {
             start,
-            end,
             token: None,
             events: Vec::new(),
         }
@@ -275,7 +274,6 @@ impl RangeWalk {
                 .filter_log_events()
                 .log_group_name(group)
                 .start_time(self.start)
-                .set_end_time(self.end)
                 .limit(PAGE_LIMIT)
                 .set_next_token(self.token.clone())
                 .send()
@@ -326,7 +324,7 @@ pub async fn poll_group(feed: Feed, group: String, since_ms: i64) {
     let mut walk: Option<RangeWalk> = None;
     loop {
         let round =
-            walk.get_or_insert_with(|| RangeWalk::new((newest - LOOKBACK_MS).max(since_ms), None));
+            walk.get_or_insert_with(|| RangeWalk::new((newest - LOOKBACK_MS).max(since_ms)));
         let failed = match round.finish(&feed, &group).await {
             Ok(events) => {
                 walk = None;

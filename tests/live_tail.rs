@@ -387,7 +387,7 @@ async fn a_failed_page_resumes_the_walk_from_its_own_token() {
         tx,
         opts: Default::default(),
     };
-    let mut walk = RangeWalk::new(0, None);
+    let mut walk = RangeWalk::new(0);
     let failed = walk.finish(&feed, GROUP).await;
     assert!(
         failed
