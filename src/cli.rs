@@ -198,7 +198,7 @@ pub struct TailArgs {
     #[arg(long)]
     pub json: bool,
     /// With --headless: exit after this long without a new event, e.g. 5s (default 5s). A group
-    /// retrying after failures is waited for, up to 2 min more
+    /// still paging through its events or retrying after failures is waited for, up to 2 min more
     #[arg(long, value_parser = parse_duration)]
     pub exit_when_idle: Option<std::time::Duration>,
     #[command(flatten)]
@@ -1119,8 +1119,9 @@ fn demo_to_cloudwatch(cfg: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How much longer than `--exit-when-idle` a headless tail waits for a group that is failing after
-/// the service answered it: the pollers back off up to 30 s, so this covers a few retries.
+/// How much longer than `--exit-when-idle` a headless tail waits for a group that is walking its
+/// pages or failing after the service answered it: the pollers back off up to 30 s, so this
+/// covers a few retries.
 const RECOVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `stormwatch tail`: reads the groups (Live Tail or polling); console, or `--headless` until idle.
@@ -1292,8 +1293,8 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<SourceMsg>(64);
         // Headless runs have no incident hook: nothing is shown, so no history is fetched.
         let _ = spawn_readers(tx);
-        // Exit once no event has arrived for `idle` and no group that worked is retrying after
-        // failures; notices about failures do not count as data.
+        // Exit once no event has arrived for `idle` and no group is walking its pages or
+        // retrying after the service answered it; notices about failures do not count as data.
         let patience = idle + RECOVERY_PATIENCE;
         let mut last_data = tokio::time::Instant::now();
         loop {
@@ -1301,8 +1302,16 @@ fn tail(cfg: &Config, args: &TailArgs) -> anyhow::Result<()> {
             if left.is_zero() {
                 let owed = crate::tail::snapshot(&counters)
                     .iter()
-                    .any(|g| g.recovering(patience));
+                    .any(|g| g.owes_events(patience));
                 if !owed {
+                    // A batch queued just before the last walk ended is still owed.
+                    while let Ok(msg) = rx.try_recv() {
+                        if let SourceMsg::Batch(batch) = msg {
+                            for r in batch {
+                                engine.ingest(r);
+                            }
+                        }
+                    }
                     break;
                 }
                 left = std::time::Duration::from_millis(250);

@@ -59,6 +59,14 @@ pub struct GroupCounters {
     /// Since when every attempt has failed; cleared by the next complete round.
     #[serde(skip)]
     pub failing_since: Option<std::time::Instant>,
+    /// Since when a walk through the group's pages has been under way; cleared once its events
+    /// are handed on. A first walk through a busy group's history can take minutes of paging.
+    #[serde(skip)]
+    pub walking_since: Option<std::time::Instant>,
+    /// Whether a walk's events were ever handed on. Later walks re-read only the look-back, and
+    /// a poller is walking most of the time, so only the first walk is waited for.
+    #[serde(skip)]
+    pub walked: bool,
 }
 
 impl GroupCounters {
@@ -75,12 +83,22 @@ impl GroupCounters {
         self.failing_since = None;
     }
 
-    /// A group that worked or was answered before and has been failing for less than `patience`:
-    /// it is retrying from where it stopped, so its events are still to come. One the service
-    /// never answered (no route, no credentials) has nothing to resume, and its error is what
-    /// the operator needs to see.
-    pub fn recovering(&self, patience: Duration) -> bool {
-        (self.worked || self.answered) && self.failing_since.is_some_and(|t| t.elapsed() < patience)
+    /// Whether events of this group are still to come, for up to `patience`: it is walking its
+    /// pages for the first time, or it worked or was answered before and is retrying from where
+    /// it stopped. A group the service never answered (no route, no credentials) has nothing to
+    /// resume, and its error is what the operator needs to see.
+    pub fn owes_events(&self, patience: Duration) -> bool {
+        match self.failing_since {
+            Some(t) => (self.worked || self.answered) && t.elapsed() < patience,
+            None => !self.walked && self.walking_since.is_some_and(|t| t.elapsed() < patience),
+        }
+    }
+
+    /// A walk's events are handed on (or it found none).
+    fn walk_delivered(&mut self) {
+        if self.walking_since.take().is_some() {
+            self.walked = true;
+        }
     }
 }
 
@@ -218,6 +236,7 @@ impl Feed {
     /// them. False when the console is gone.
     pub async fn deliver(&self, group: &str, mut batch: Vec<Record>, backfilled: bool) -> bool {
         if batch.is_empty() {
+            self.count(group, GroupCounters::walk_delivered);
             return true;
         }
         batch.sort_by_key(|r| (r.ts_ms, r.arrival_ms));
@@ -230,7 +249,11 @@ impl Feed {
             }
             c.newest_ms = c.newest_ms.max(newest_ms);
         });
-        self.tx.send(SourceMsg::Batch(batch)).await.is_ok()
+        let sent = self.tx.send(SourceMsg::Batch(batch)).await.is_ok();
+        // Only now: a headless run that saw the walk end before the batch was queued could exit
+        // without it.
+        self.count(group, GroupCounters::walk_delivered);
+        sent
     }
 }
 
@@ -261,12 +284,16 @@ impl RangeWalk {
     }
 
     /// Walks the remaining pages: every event of the query, or the first failure (after which
-    /// the walk can be finished later from the page that failed).
+    /// the walk can be finished later from the page that failed). The group counts as walking
+    /// until [`Feed::deliver`] hands on what the walk found.
     pub async fn finish(
         &mut self,
         feed: &Feed,
         group: &str,
     ) -> Result<Vec<FilteredLogEvent>, String> {
+        feed.count(group, |c| {
+            c.walking_since.get_or_insert_with(std::time::Instant::now);
+        });
         loop {
             feed.limiter.acquire().await;
             let resp = feed
@@ -368,21 +395,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_group_that_worked_is_waited_for_while_it_fails() {
+    fn only_a_group_that_worked_or_was_answered_is_waited_for_while_it_fails() {
         let patience = Duration::from_secs(60);
         let mut g = GroupCounters::default();
         g.call_failed("ServiceUnavailableException".into());
         assert!(
-            !g.recovering(patience),
+            !g.owes_events(patience),
             "never worked: its error is the answer"
         );
         g.round_worked();
-        assert!(!g.recovering(patience), "working");
+        assert!(!g.owes_events(patience), "working");
         g.call_failed("ThrottlingException".into());
-        assert!(g.recovering(patience));
-        assert!(!g.recovering(Duration::ZERO), "out of patience");
+        assert!(g.owes_events(patience));
+        assert!(!g.owes_events(Duration::ZERO), "out of patience");
         g.round_worked();
-        assert!(!g.recovering(patience));
+        assert!(!g.owes_events(patience));
         assert_eq!(g.errors, 2);
     }
 
@@ -394,8 +421,31 @@ mod tests {
             ..GroupCounters::default()
         };
         g.call_failed("ThrottlingException".into());
-        assert!(g.recovering(patience), "pages or throttling came back");
-        assert!(!g.recovering(Duration::ZERO), "out of patience");
+        assert!(g.owes_events(patience), "pages or throttling came back");
+        assert!(!g.owes_events(Duration::ZERO), "out of patience");
+    }
+
+    #[test]
+    fn a_group_walking_its_pages_is_waited_for() {
+        let patience = Duration::from_secs(60);
+        let mut g = GroupCounters {
+            walking_since: Some(std::time::Instant::now()),
+            ..GroupCounters::default()
+        };
+        assert!(g.owes_events(patience), "its first pages are still coming");
+        assert!(!g.owes_events(Duration::ZERO), "out of patience");
+        g.walk_delivered();
+        g.walking_since = Some(std::time::Instant::now());
+        assert!(
+            !g.owes_events(patience),
+            "later walks re-read the look-back: not waited for"
+        );
+        g.walked = false;
+        g.call_failed("no providers in chain provided credentials".into());
+        assert!(
+            !g.owes_events(patience),
+            "never answered: its error is the answer"
+        );
     }
 
     #[test]

@@ -406,7 +406,7 @@ async fn a_failed_page_resumes_the_walk_from_its_own_token() {
     let g = &snapshot(&feed.counters)[0];
     assert_eq!((g.calls, g.errors), (16, 1));
     assert!(
-        g.recovering(std::time::Duration::from_secs(60)),
+        g.owes_events(std::time::Duration::from_secs(60)),
         "answered, then a 503: waited for"
     );
 }

@@ -1,6 +1,7 @@
 //! `demo --to-cloudwatch` into moto_server, then `tail --headless --json` over every group: each
 //! event arrives exactly once (the test prints the counts), and the demo's incidents are found;
-//! again through a proxy that injects throttling, 5xx, dropped connections and 2 s delays.
+//! again through a proxy that injects throttling, 5xx, dropped connections and 2 s delays, and
+//! through one whose every page takes 2 s.
 //! moto_server (PyPI `moto[server]`) is installed by scripts/test.sh.
 
 mod common;
@@ -122,8 +123,18 @@ fn relay(upstream: &str, req: &[u8], client: &mut TcpStream) {
     let _ = client.write_all(&resp);
 }
 
+/// What the proxy does to FilterLogEvents calls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Plan {
+    /// Throttling, 5xx, drops and delays in bursts, and an outage (see [`fault_for`]).
+    Faults,
+    /// Every call answers after [`Fault::Delay`]'s 2 s: a first walk through a group's pages
+    /// outlasts the idle time between deliveries.
+    SlowPages,
+}
+
 /// A proxy in front of moto; returns its URL and the count of faults injected so far.
-fn start_fault_proxy(moto_url: &str) -> (String, Arc<AtomicUsize>) {
+fn start_fault_proxy(moto_url: &str, plan: Plan) -> (String, Arc<AtomicUsize>) {
     let upstream = moto_url.trim_start_matches("http://").to_string();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -146,7 +157,9 @@ fn start_fault_proxy(moto_url: &str) -> (String, Arc<AtomicUsize>) {
                 };
                 let is_filter =
                     String::from_utf8_lossy(&req).contains("Logs_20140328.FilterLogEvents");
-                let fault = if is_filter {
+                let fault = if is_filter && plan == Plan::SlowPages {
+                    Fault::Delay
+                } else if is_filter {
                     let n = calls.fetch_add(1, Ordering::SeqCst);
                     if n >= OUTAGE_AT_CALL {
                         outage.get_or_init(std::time::Instant::now);
@@ -238,7 +251,7 @@ fn put_demo(dir: &std::path::Path, url: &str, seed: &str) -> (u64, Vec<String>) 
 #[test]
 fn faults_delay_events_but_never_lose_or_repeat_them() {
     let (_moto, moto_url) = common::start_moto();
-    let (proxy_url, faults) = start_fault_proxy(&moto_url);
+    let (proxy_url, faults) = start_fault_proxy(&moto_url, Plan::Faults);
     let dir = tempfile::tempdir().unwrap();
     let (events, groups) = put_demo(dir.path(), &moto_url, "6");
     let report = tail_all(dir.path(), &proxy_url, &groups, "12s");
@@ -257,6 +270,27 @@ fn faults_delay_events_but_never_lose_or_repeat_them() {
     assert_eq!(report["lines"].as_u64().unwrap(), events);
     assert!(faults.load(Ordering::SeqCst) > 0);
     assert!(sum("errors") > 0, "the counters show the faults: {report}");
+}
+
+/// `--exit-when-idle` counts from the last delivery, but a group's first walk delivers only when
+/// its last page is in: with 2 s pages and a 1 s idle time, a run that did not wait for walks
+/// under way would exit with most of the history owed.
+#[test]
+fn a_headless_tail_waits_for_first_walks_slower_than_the_idle_time() {
+    let (_moto, moto_url) = common::start_moto();
+    let (proxy_url, _) = start_fault_proxy(&moto_url, Plan::SlowPages);
+    let dir = tempfile::tempdir().unwrap();
+    let (events, groups) = put_demo(dir.path(), &moto_url, "7");
+    let started = std::time::Instant::now();
+    let report = tail_all(dir.path(), &proxy_url, &groups, "1s");
+    eprintln!(
+        "slow pages: put {events} events in {} groups; delivered {} in {:.1} s",
+        groups.len(),
+        report["events"],
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(report["events"].as_u64().unwrap(), events, "{report}");
+    assert_eq!(report["lines"].as_u64().unwrap(), events);
 }
 
 #[test]
