@@ -95,7 +95,7 @@ impl GroupCounters {
     }
 
     /// A walk's events are handed on (or it found none).
-    fn walk_delivered(&mut self) {
+    pub(crate) fn walk_delivered(&mut self) {
         if self.walking_since.take().is_some() {
             self.walked = true;
         }
@@ -166,6 +166,10 @@ impl Seen {
         self.ids.insert(id.to_string());
         self.order.push_back((ts, id.to_string()));
         true
+    }
+
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
     }
 
     pub(crate) fn forget_before(&mut self, ts: i64) {

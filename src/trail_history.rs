@@ -9,7 +9,9 @@
 //!
 //! `LookupEvents` allows 2 calls a second per account and region: every call goes through its own
 //! limiter. Events are de-duplicated by `EventId` across all of this, and reach the engine in the
-//! group [`GROUP`], where the CloudTrail parser reads them.
+//! group [`GROUP`], where the CloudTrail parser reads them. A read a failure cuts short is read
+//! again after a backoff (a history request up to [`REQUEST_ATTEMPTS`] times), and its events
+//! count as delivered only once the whole read is done, so a failure delays them, never drops them.
 
 use crate::record::{Interner, Record};
 use crate::safe_text::SafeText;
@@ -35,6 +37,8 @@ const INCIDENT_AFTER_MS: i64 = 5 * 60_000;
 /// Principals read per incident: a wide incident should not spend the call budget on one request.
 const MAX_PRINCIPALS: usize = 4;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Attempts at one incident's history before its failure is left on the status line.
+const REQUEST_ATTEMPTS: u32 = 4;
 
 /// The CloudWatch Logs groups that trails deliver to, by name.
 pub async fn trail_log_groups(client: &Client) -> Result<Vec<String>, String> {
@@ -147,9 +151,16 @@ impl History {
         let mut newest = poll_since;
         let mut next_poll = tokio::time::Instant::now();
         let mut backoff = Duration::from_secs(1);
+        // A history request whose read failed, and the attempts it has had.
+        let mut retry: Option<(HistoryRequest, u32)> = None;
         self.count(|c| c.mode = "lookup");
         loop {
-            let req = if newest.is_some() {
+            let mut attempts = 1;
+            let req = if let Some((r, tried)) = retry.take() {
+                tokio::time::sleep(backoff).await;
+                attempts = tried + 1;
+                Some(r)
+            } else if newest.is_some() {
                 tokio::select! {
                     r = requests.recv() => r,
                     _ = tokio::time::sleep_until(next_poll) => None,
@@ -184,6 +195,17 @@ impl History {
                 Err(()) => {
                     if polling {
                         next_poll = tokio::time::Instant::now() + backoff;
+                    } else if attempts < REQUEST_ATTEMPTS
+                        && let Some(to_ms) = to
+                    {
+                        retry = Some((
+                            HistoryRequest {
+                                principals,
+                                from_ms: from,
+                                to_ms,
+                            },
+                            attempts,
+                        ));
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -199,7 +221,8 @@ impl History {
     }
 
     /// Reads one range (per principal, or everything) and delivers what is new. `Ok((false, _))`
-    /// when the console is gone.
+    /// when the console is gone. Ids count as delivered only once the whole range is read: a
+    /// read cut short by a failure is repeated, and what it found then is new again.
     async fn read(
         &self,
         principals: &[Principal],
@@ -219,9 +242,12 @@ impl History {
                 .filter_map(|p| p.attribute().map(Some))
                 .collect()
         };
-        let mut batch = Vec::new();
+        let mut found: Vec<(String, Record)> = Vec::new();
         let mut dups = 0;
         let mut newest = from_ms;
+        self.count(|c| {
+            c.walking_since.get_or_insert_with(std::time::Instant::now);
+        });
         for attr in attrs {
             let mut token: Option<String> = None;
             loop {
@@ -256,19 +282,21 @@ impl History {
                     else {
                         continue;
                     };
-                    let ts = at.to_millis().unwrap_or(now);
-                    if !seen.insert(ts, id) {
+                    if seen.contains(id) {
                         dups += 1;
                         continue;
                     }
-                    newest = newest.max(ts);
-                    batch.push(Record {
-                        arrival_ms: now,
-                        ts_ms: ts,
-                        group: group.clone(),
-                        stream: names.get("LookupEvents"),
-                        text: SafeText::new(json),
-                    });
+                    let ts = at.to_millis().unwrap_or(now);
+                    found.push((
+                        id.to_string(),
+                        Record {
+                            arrival_ms: now,
+                            ts_ms: ts,
+                            group: group.clone(),
+                            stream: names.get("LookupEvents"),
+                            text: SafeText::new(json),
+                        },
+                    ));
                 }
                 let next = page.next_token().map(str::to_string);
                 if next.is_none() || next == token {
@@ -276,6 +304,16 @@ impl History {
                 }
                 token = next;
             }
+        }
+        let mut batch = Vec::with_capacity(found.len());
+        for (id, rec) in found {
+            // The same event under two principals' lookups is delivered once.
+            if !seen.insert(rec.ts_ms, &id) {
+                dups += 1;
+                continue;
+            }
+            newest = newest.max(rec.ts_ms);
+            batch.push(rec);
         }
         batch.sort_by_key(|r| r.ts_ms);
         let n = batch.len() as u64;
@@ -285,10 +323,9 @@ impl History {
             c.duplicates_dropped += dups;
             c.newest_ms = c.newest_ms.max(newest);
         });
-        if batch.is_empty() {
-            return Ok((true, newest));
-        }
-        Ok((self.tx.send(SourceMsg::Batch(batch)).await.is_ok(), newest))
+        let sent = batch.is_empty() || self.tx.send(SourceMsg::Batch(batch)).await.is_ok();
+        self.count(GroupCounters::walk_delivered);
+        Ok((sent, newest))
     }
 }
 

@@ -36,9 +36,11 @@ fn trail_event(i: usize, now_s: f64) -> Value {
            "Username": "alice", "CloudTrailEvent": detail.to_string()})
 }
 
+/// What the fake service was asked, and which LookupEvents calls (counted from 1) fail.
 #[derive(Default)]
 struct Calls {
     lookups: Vec<Value>,
+    failing_lookups: Vec<usize>,
 }
 
 fn client(calls: Arc<Mutex<Calls>>) -> aws_sdk_cloudtrail::Client {
@@ -52,7 +54,11 @@ fn client(calls: Arc<Mutex<Calls>>) -> aws_sdk_cloudtrail::Client {
             ]})
         } else {
             assert!(target.ends_with("LookupEvents"), "unexpected call {target}");
-            calls.lock().unwrap().lookups.push(body.clone());
+            let mut calls = calls.lock().unwrap();
+            calls.lookups.push(body.clone());
+            if calls.failing_lookups.contains(&calls.lookups.len()) {
+                return common::aws_json_error(503, "ServiceUnavailableException", "try again");
+            }
             // 120 events, 50 per page.
             let from: usize = body["NextToken"]
                 .as_str()
@@ -78,8 +84,47 @@ fn client(calls: Arc<Mutex<Calls>>) -> aws_sdk_cloudtrail::Client {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
         .http_client(http)
+        // A failing call fails once, not after the SDK's attempts.
+        .retry_config(aws_sdk_cloudtrail::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_cloudtrail::Client::from_conf(conf)
+}
+
+/// A running LookupEvents reader (history requests only, no polling) and its ends.
+struct Reader {
+    task: tokio::task::JoinHandle<()>,
+    requests: tokio::sync::mpsc::Sender<HistoryRequest>,
+    batches: tokio::sync::mpsc::Receiver<SourceMsg>,
+    counters: stormwatch::tail::Counters,
+}
+
+fn start_history(calls: Arc<Mutex<Calls>>, calls_per_second: f64) -> Reader {
+    let (tx, batches) = tokio::sync::mpsc::channel::<SourceMsg>(8);
+    let counters = stormwatch::tail::Counters::default();
+    let history = History {
+        client: client(calls),
+        limiter: RateLimiter::new(calls_per_second),
+        counters: counters.clone(),
+        tx,
+        opts: Default::default(),
+    };
+    let (requests, req_rx) = tokio::sync::mpsc::channel(4);
+    Reader {
+        task: tokio::spawn(history.run(req_rx, None)),
+        requests,
+        batches,
+        counters,
+    }
+}
+
+/// The last hour of the test access key's history.
+fn key_request() -> HistoryRequest {
+    let now = stormwatch::ui::now_ms();
+    HistoryRequest {
+        principals: vec![Principal::AccessKey(KEY.into())],
+        from_ms: now - 3_600_000,
+        to_ms: now,
+    }
 }
 
 #[tokio::test]
@@ -94,23 +139,13 @@ async fn trails_that_deliver_to_cloudwatch_logs_are_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incident_history_is_read_page_by_page_once_and_parsed_as_cloudtrail() {
     let calls = Arc::new(Mutex::new(Calls::default()));
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<SourceMsg>(8);
-    let counters = stormwatch::tail::Counters::default();
-    let history = History {
-        client: client(calls.clone()),
-        limiter: RateLimiter::new(2.0),
-        counters: counters.clone(),
-        tx,
-        opts: Default::default(),
-    };
-    let (req_tx, req_rx) = tokio::sync::mpsc::channel(4);
-    let task = tokio::spawn(history.run(req_rx, None));
-    let now = stormwatch::ui::now_ms();
-    let req = HistoryRequest {
-        principals: vec![Principal::AccessKey(KEY.into())],
-        from_ms: now - 3_600_000,
-        to_ms: now,
-    };
+    let Reader {
+        task,
+        requests: req_tx,
+        batches: mut rx,
+        counters,
+    } = start_history(calls.clone(), 2.0);
+    let req = key_request();
     // The same request twice: the second finds only what was already delivered.
     req_tx.send(req.clone()).await.unwrap();
     req_tx.send(req).await.unwrap();
@@ -164,5 +199,43 @@ async fn incident_history_is_read_page_by_page_once_and_parsed_as_cloudtrail() {
         "{c:?}"
     );
     assert_eq!(c.mode, "lookup");
+    task.abort();
+}
+
+/// A read cut short by a failure loses nothing: what it found is not yet marked delivered, and
+/// the incident's request is read again after a backoff, so every event arrives, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_read_cut_short_is_read_again_and_loses_nothing() {
+    let calls = Arc::new(Mutex::new(Calls {
+        failing_lookups: vec![2],
+        ..Calls::default()
+    }));
+    let Reader {
+        task,
+        requests,
+        mut batches,
+        counters,
+    } = start_history(calls.clone(), 20.0);
+    requests.send(key_request()).await.unwrap();
+    let mut ids = std::collections::HashSet::new();
+    let mut got = 0;
+    while got < 120 {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(30), batches.recv())
+            .await
+            .expect("history within 30 s")
+            .expect("reader running");
+        if let SourceMsg::Batch(b) = msg {
+            for r in b {
+                let doc: Value = serde_json::from_str(r.text.as_str()).unwrap();
+                ids.insert(doc["eventID"].as_str().unwrap().to_string());
+                got += 1;
+            }
+        }
+    }
+    assert_eq!((got, ids.len()), (120, 120), "each event once");
+    // Page 1, page 2 failed; then pages 1, 2 and 3 again.
+    assert_eq!(calls.lock().unwrap().lookups.len(), 5);
+    let c = snapshot(&counters).remove(0);
+    assert_eq!((c.events, c.errors, c.calls), (120, 1, 5), "{c:?}");
     task.abort();
 }

@@ -94,17 +94,6 @@ fn streaming_exception() -> Vec<u8> {
     )
 }
 
-/// An error the way the JSON protocol answers one.
-fn service_error(status: u16, kind: &str, message: &str) -> http::Response<SdkBody> {
-    http::Response::builder()
-        .status(status)
-        .header("content-type", "application/x-amz-json-1.1")
-        .body(SdkBody::from(
-            json!({"__type": kind, "message": message}).to_string(),
-        ))
-        .unwrap()
-}
-
 fn answer(svc: &Mutex<Service>, req: http::Request<SdkBody>) -> http::Response<SdkBody> {
     let (target, body) = common::aws_json_request(&req);
     let mut svc = svc.lock().unwrap();
@@ -112,7 +101,7 @@ fn answer(svc: &Mutex<Service>, req: http::Request<SdkBody>) -> http::Response<S
         let i = svc.starts;
         svc.starts += 1;
         if svc.sessions.is_empty() {
-            return service_error(400, "AccessDeniedException", "not allowed");
+            return common::aws_json_error(400, "AccessDeniedException", "not allowed");
         }
         // After the script, quiet sessions that end at once (the client reconnects).
         let (ingested, frames) = svc
@@ -136,7 +125,7 @@ fn answer(svc: &Mutex<Service>, req: http::Request<SdkBody>) -> http::Response<S
     let token = body["nextToken"].as_str().map(str::to_string);
     svc.tokens_asked.push(token);
     if svc.failing_filter_calls.contains(&svc.filter_calls) {
-        return service_error(503, "ServiceUnavailableException", "try again");
+        return common::aws_json_error(503, "ServiceUnavailableException", "try again");
     }
     let start = body["startTime"].as_i64().unwrap_or(0);
     let from: usize = body["nextToken"]

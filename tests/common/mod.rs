@@ -40,6 +40,21 @@ pub fn aws_json_request(
     (target, body)
 }
 
+/// An error the way an AWS JSON-protocol service answers one, for test HTTP clients.
+pub fn aws_json_error(
+    status: u16,
+    kind: &str,
+    message: &str,
+) -> http::Response<aws_smithy_types::body::SdkBody> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(aws_smithy_types::body::SdkBody::from(
+            serde_json::json!({"__type": kind, "message": message}).to_string(),
+        ))
+        .unwrap()
+}
+
 /// stdout must be exactly one JSON document.
 pub fn json(out: &Output) -> serde_json::Value {
     assert!(
