@@ -7,9 +7,9 @@
 //! tasks share one rate limiter (FilterLogEvents allows about 5 calls per second per account and
 //! region). A failed call (after the SDK's own retries) is counted, shown, and retried from the
 //! page that failed after a backoff, so throttling and disconnects delay events but never lose or
-//! repeat them; a headless run waits for a group the service has answered while it retries.
-//! Records go to the console over a bounded channel: a slow console slows the pollers instead of
-//! growing a queue.
+//! repeat them; a headless run waits for a group's first walk through its pages, and for a group
+//! the service has answered while it retries. Records go to the console over a bounded channel: a
+//! slow console slows the pollers instead of growing a queue.
 
 use crate::record::{Interner, Record};
 use crate::safe_text::SafeText;
