@@ -309,12 +309,15 @@ impl RangeWalk {
                 .set_next_token(self.token.clone())
                 .send()
                 .await;
-            feed.count(group, |c| c.calls += 1);
+            let paged = resp.is_ok();
+            feed.count(group, |c| {
+                c.calls += 1;
+                c.answered |= paged;
+            });
             let mut page = match resp {
                 Ok(p) => p,
                 Err(e) => return Err(feed.failed(group, "FilterLogEvents", &e)),
             };
-            feed.count(group, |c| c.answered = true);
             self.events.extend(page.events.take().unwrap_or_default());
             // Pages can be empty while a token remains; a repeated token means the end.
             let next = page.next_token().map(str::to_string);

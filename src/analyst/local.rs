@@ -700,9 +700,9 @@ impl<'m> Runner<'m> {
                 .choices
                 .iter()
                 .enumerate()
-                .find_map(|(i, c)| Some((i, c, continuations(&text, c)?)))
-                .filter(|(i, ..)| !chosen[*i]);
-            if let Some((i, _, options)) = pending {
+                .find_map(|(i, c)| Some((i, continuations(&text, c)?)))
+                .filter(|(i, _)| !chosen[*i]);
+            if let Some((i, options)) = pending {
                 chosen[i] = true;
                 let pick = self.choose(job, &questions[i], &tokens)?;
                 let best = options
